@@ -1,0 +1,1 @@
+//! Placeholder: the MVCC store is being written.

@@ -1,0 +1,1 @@
+//! etcd-compatible command-line flags and ETCD_* variables (being written).

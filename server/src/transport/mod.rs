@@ -1,0 +1,1 @@
+//! Client and peer listeners: TCP, TLS, HTTP gateway (being written).
