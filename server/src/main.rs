@@ -1,1 +1,91 @@
-fn main() {}
+//! The `synod` binary: parse etcd's flags and ETCD_* variables, then run a member.
+
+use std::process::ExitCode;
+
+use synod::config::{self, Action};
+use synod::{launch, server};
+
+fn main() -> ExitCode {
+    let parsed = match config::from_process() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}", e.log_line());
+            if e.prints_usage() {
+                eprintln!("{}", config::usage_text());
+            }
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    match &parsed.action {
+        Action::PrintVersion => {
+            println!("{}", config::version_text());
+            return ExitCode::SUCCESS;
+        }
+        Action::PrintHelp(text) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Action::Run => {}
+    }
+    init_logging(&parsed.config.log_level);
+    parsed.emit_warnings();
+
+    let (node, serve) = match launch::settings(&parsed.config) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{}", e.log_line());
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server::run(node, serve, stop_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SYNOD_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn,h2=warn,hyper=warn"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

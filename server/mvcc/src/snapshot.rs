@@ -1,0 +1,271 @@
+//! Whole-state snapshots for raft snapshot transfer (format: see [`crate::layout`]).
+
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+
+use crate::error::MvccError;
+use crate::layout::{
+    be_i64, FORMAT_VERSION, HISTORY, KEYS, LATEST, LEASE_KEYS, META, META_COMPACT_REV,
+    META_CURRENT_REV, META_FORMAT, REVS,
+};
+
+const MAGIC: &[u8; 9] = b"SYNODMVCC";
+const SNAPSHOT_FORMAT: u32 = 1;
+
+/// Table ids in snapshot order.
+const T_META: u8 = 0;
+const T_LATEST: u8 = 1;
+const T_KEYS: u8 = 2;
+const T_HISTORY: u8 = 3;
+const T_REVS: u8 = 4;
+const T_LEASE_KEYS: u8 = 5;
+const TABLE_COUNT: usize = 6;
+
+type BytesDef = TableDefinition<'static, &'static [u8], &'static [u8]>;
+type SetDef = TableDefinition<'static, &'static [u8], ()>;
+
+const BYTES_TABLES: [(u8, BytesDef); 3] =
+    [(T_LATEST, LATEST), (T_HISTORY, HISTORY), (T_REVS, REVS)];
+const SET_TABLES: [(u8, SetDef); 2] = [(T_KEYS, KEYS), (T_LEASE_KEYS, LEASE_KEYS)];
+
+const fn crc_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+}
+
+static CRC_TABLE: [u32; 256] = crc_table();
+
+/// CRC-32 (IEEE 802.3).
+pub(crate) fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+fn put_entry(out: &mut Vec<u8>, key: &[u8], value: &[u8]) -> Result<(), MvccError> {
+    for part in [key, value] {
+        let len = u32::try_from(part.len())
+            .map_err(|_| MvccError::Storage("record too large for a snapshot".into()))?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    Ok(())
+}
+
+fn put_table_header(out: &mut Vec<u8>, id: u8, count: u64) {
+    out.push(id);
+    out.extend_from_slice(&count.to_be_bytes());
+}
+
+pub(crate) fn write_snapshot(txn: &ReadTransaction) -> Result<Vec<u8>, MvccError> {
+    let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&SNAPSHOT_FORMAT.to_be_bytes());
+
+    let mut body = Vec::new();
+    let mut count = 0u64;
+    for entry in txn.open_table(META)?.iter()? {
+        let (k, v) = entry?;
+        put_entry(&mut body, k.value().as_bytes(), v.value())?;
+        count += 1;
+    }
+    put_table_header(&mut out, T_META, count);
+    out.append(&mut body);
+
+    for id in 1..TABLE_COUNT as u8 {
+        let mut count = 0u64;
+        if let Some((_, def)) = BYTES_TABLES.iter().find(|(i, _)| *i == id) {
+            for entry in txn.open_table(*def)?.iter()? {
+                let (k, v) = entry?;
+                put_entry(&mut body, k.value(), v.value())?;
+                count += 1;
+            }
+        } else if let Some((_, def)) = SET_TABLES.iter().find(|(i, _)| *i == id) {
+            for entry in txn.open_table(*def)?.iter()? {
+                let (k, _) = entry?;
+                put_entry(&mut body, k.value(), &[])?;
+                count += 1;
+            }
+        }
+        put_table_header(&mut out, id, count);
+        out.append(&mut body);
+    }
+    let crc = crc32(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
+/// A validated snapshot: per table id, its entries (borrowing the snapshot bytes).
+pub(crate) struct Parsed<'a> {
+    tables: Vec<Vec<(&'a [u8], &'a [u8])>>,
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], MvccError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
+        let end = end.ok_or_else(|| MvccError::Corrupt("snapshot is truncated".into()))?;
+        let out = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, MvccError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, MvccError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, MvccError> {
+        Ok(be_i64(self.take(8)?)? as u64)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], MvccError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+}
+
+pub(crate) fn parse_snapshot(data: &[u8]) -> Result<Parsed<'_>, MvccError> {
+    let corrupt = |m: &str| MvccError::Corrupt(format!("snapshot: {m}"));
+    if data.len() < MAGIC.len() + 4 + 4 || &data[..MAGIC.len()] != MAGIC {
+        return Err(corrupt("not an mvcc snapshot"));
+    }
+    let (body, crc) = data.split_at(data.len() - 4);
+    if crc32(body).to_be_bytes() != crc {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let mut r = Reader {
+        data: body,
+        pos: MAGIC.len(),
+    };
+    let format = r.u32()?;
+    if format != SNAPSHOT_FORMAT {
+        return Err(corrupt(&format!("unsupported format {format}")));
+    }
+    let mut tables = Vec::with_capacity(TABLE_COUNT);
+    for id in 0..TABLE_COUNT as u8 {
+        if r.u8()? != id {
+            return Err(corrupt("tables out of order"));
+        }
+        let count = r.u64()?;
+        // Each entry takes at least 8 bytes: bounds the allocation for hostile counts.
+        if count > (body.len() / 8) as u64 {
+            return Err(corrupt("impossible entry count"));
+        }
+        let mut entries = Vec::with_capacity(count as usize);
+        let mut prev: Option<&[u8]> = None;
+        for _ in 0..count {
+            let k = r.bytes()?;
+            let v = r.bytes()?;
+            if prev.is_some_and(|p| p >= k) {
+                return Err(corrupt("keys out of order"));
+            }
+            if (id == T_KEYS || id == T_LEASE_KEYS) && !v.is_empty() {
+                return Err(corrupt("set entry with a value"));
+            }
+            if id == T_META && std::str::from_utf8(k).is_err() {
+                return Err(corrupt("meta name is not UTF-8"));
+            }
+            prev = Some(k);
+            entries.push((k, v));
+        }
+        tables.push(entries);
+    }
+    if r.pos != body.len() {
+        return Err(corrupt("trailing bytes"));
+    }
+    // The meta table must describe a store of this layout.
+    let meta = &tables[T_META as usize];
+    let find = |name: &str| {
+        meta.iter()
+            .find(|(k, _)| *k == name.as_bytes())
+            .map(|(_, v)| *v)
+    };
+    if find(META_FORMAT) != Some(&[FORMAT_VERSION][..]) {
+        return Err(corrupt("missing or unsupported layout version"));
+    }
+    let current = be_i64(find(META_CURRENT_REV).ok_or_else(|| corrupt("no current revision"))?)?;
+    if let Some(c) = find(META_COMPACT_REV) {
+        let c = be_i64(c)?;
+        if c < 0 || c > current {
+            return Err(corrupt("impossible compaction revision"));
+        }
+    }
+    if current < 1 {
+        return Err(corrupt("impossible current revision"));
+    }
+    Ok(Parsed { tables })
+}
+
+pub(crate) fn restore(txn: &WriteTransaction, p: &Parsed<'_>) -> Result<(), MvccError> {
+    txn.delete_table(META)?;
+    {
+        let mut meta = txn.open_table(META)?;
+        for (k, v) in &p.tables[T_META as usize] {
+            let name = std::str::from_utf8(k)
+                .map_err(|_| MvccError::Corrupt("snapshot: meta name is not UTF-8".into()))?;
+            meta.insert(name, *v)?;
+        }
+    }
+    for (id, def) in BYTES_TABLES {
+        txn.delete_table(def)?;
+        let mut table = txn.open_table(def)?;
+        for (k, v) in &p.tables[id as usize] {
+            table.insert(*k, *v)?;
+        }
+    }
+    for (id, def) in SET_TABLES {
+        txn.delete_table(def)?;
+        let mut table = txn.open_table(def)?;
+        for (k, _) in &p.tables[id as usize] {
+            table.insert(*k, ())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        assert!(parse_snapshot(b"").is_err());
+        assert!(parse_snapshot(b"SYNODMVCC\0\0\0\x01\0\0\0\0").is_err());
+        let mut data = b"SYNODMVCC\0\0\0\x01".to_vec();
+        data.push(0);
+        data.extend_from_slice(&u64::MAX.to_be_bytes());
+        let crc = crc32(&data);
+        data.extend_from_slice(&crc.to_be_bytes());
+        assert!(parse_snapshot(&data).is_err());
+    }
+}

@@ -1,0 +1,331 @@
+//! [`MvccStore`] (the database handle) and [`ReadView`] (a consistent snapshot).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata,
+};
+use synod_proto::etcdserverpb::{RangeRequest, RangeResponse};
+use synod_proto::mvccpb::{Event, KeyValue};
+
+use crate::error::MvccError;
+use crate::layout::{
+    be_i64, FORMAT_VERSION, HISTORY, KEYS, LATEST, LEASE_KEYS, META, META_COMPACT_REV,
+    META_CURRENT_REV, META_FORMAT, REVS,
+};
+use crate::read::{range, Tables};
+use crate::write::WriteBatch;
+use crate::{snapshot, Revision};
+
+/// Handle to the MVCC store: one redb file. Cheap to clone; all clones share the database.
+#[derive(Clone)]
+pub struct MvccStore {
+    db: Arc<Database>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for MvccStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MvccStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// Reads `(current revision, compaction revision)` from the meta table.
+pub(crate) fn read_meta_revisions<T>(meta: &T) -> Result<(Revision, Option<Revision>), MvccError>
+where
+    T: ReadableTable<&'static str, &'static [u8]>,
+{
+    let current = match meta.get(META_CURRENT_REV)? {
+        Some(g) => be_i64(g.value())?,
+        None => return Err(MvccError::Corrupt("meta has no current revision".into())),
+    };
+    let compact = match meta.get(META_COMPACT_REV)? {
+        Some(g) => Some(be_i64(g.value())?),
+        None => None,
+    };
+    if current < 1 || compact.is_some_and(|c| c < 0 || c > current) {
+        return Err(MvccError::Corrupt(format!(
+            "impossible revisions: current {current}, compacted {compact:?}"
+        )));
+    }
+    Ok((current, compact))
+}
+
+impl MvccStore {
+    /// Opens (or creates) the store at `path`. A file that is not a redb database, is
+    /// corrupt, has an unknown layout or cannot be written yields an error, never a panic.
+    pub fn open(path: &Path) -> Result<MvccStore, MvccError> {
+        let opened =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Database::create(path)));
+        let db = match opened {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(MvccError::Corrupt(format!(
+                    "redb panicked opening {}",
+                    path.display()
+                )))
+            }
+        };
+        let mut txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            txn.open_table(LATEST)?;
+            txn.open_table(KEYS)?;
+            txn.open_table(HISTORY)?;
+            txn.open_table(REVS)?;
+            txn.open_table(LEASE_KEYS)?;
+            let format = meta.get(META_FORMAT)?.map(|g| g.value().to_vec());
+            match format.as_deref() {
+                None => {
+                    if meta.get(META_CURRENT_REV)?.is_some() {
+                        return Err(MvccError::Corrupt(
+                            "meta has revisions but no format".into(),
+                        ));
+                    }
+                    meta.insert(META_FORMAT, [FORMAT_VERSION].as_slice())?;
+                    meta.insert(META_CURRENT_REV, 1i64.to_be_bytes().as_slice())?;
+                }
+                Some([FORMAT_VERSION]) => {}
+                Some(other) => {
+                    return Err(MvccError::Corrupt(format!(
+                        "unsupported layout version {other:?}"
+                    )))
+                }
+            }
+            read_meta_revisions(&meta)?;
+        }
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        Ok(MvccStore {
+            db: Arc::new(db),
+            path: Arc::new(path.to_path_buf()),
+        })
+    }
+
+    /// A consistent snapshot of the committed state (a redb read transaction).
+    pub fn read(&self) -> Result<ReadView, MvccError> {
+        ReadView::new(self.db.begin_read()?)
+    }
+
+    /// Starts a write batch (one redb write transaction); blocks while another is open.
+    pub fn write(&self) -> Result<WriteBatch, MvccError> {
+        WriteBatch::begin(self.db.begin_write()?)
+    }
+
+    /// The whole state (every table, including `meta`) as bytes, for raft snapshots.
+    /// The format is described in [`crate::layout`].
+    pub fn snapshot_bytes(&self) -> Result<Vec<u8>, MvccError> {
+        let txn = self.db.begin_read()?;
+        snapshot::write_snapshot(&txn)
+    }
+
+    /// Replaces the whole state with a snapshot from [`MvccStore::snapshot_bytes`],
+    /// atomically and durably. The snapshot is fully validated (checksum, structure, meta)
+    /// before anything is changed.
+    pub fn restore_from_bytes(&self, data: &[u8]) -> Result<(), MvccError> {
+        let parsed = snapshot::parse_snapshot(data)?;
+        let mut txn = self.db.begin_write()?;
+        snapshot::restore(&txn, &parsed)?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Makes every commit so far durable (an empty `Durability::Immediate` commit).
+    pub fn sync(&self) -> Result<(), MvccError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Size of the database file in bytes (etcd `db_size`).
+    pub fn size_on_disk(&self) -> u64 {
+        match std::fs::metadata(self.path.as_path()) {
+            Ok(m) => m.len(),
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot stat the mvcc database");
+                0
+            }
+        }
+    }
+
+    /// Bytes of the file holding live pages (etcd `db_size_in_use`). Takes the write lock
+    /// briefly (waits for an open [`WriteBatch`]) and walks the B-trees: call it sparingly,
+    /// and never while holding a `WriteBatch` on the same thread.
+    pub fn size_in_use(&self) -> u64 {
+        let result = (|| -> Result<u64, MvccError> {
+            let txn = self.db.begin_write()?;
+            let stats = txn.stats()?;
+            let used = stats
+                .allocated_pages()
+                .saturating_mul(stats.page_size() as u64);
+            txn.abort()?;
+            Ok(used)
+        })();
+        match result {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot compute mvcc database usage");
+                self.size_on_disk()
+            }
+        }
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        self.path.as_path()
+    }
+}
+
+/// Entry counts of the store's tables (see [`crate::layout`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Keys live at the current revision (`kv_latest` / `kv_keys`).
+    pub live_keys: u64,
+    /// Superseded versions and tombstones still on disk (`kv_history`).
+    pub history_entries: u64,
+    /// Changes still on disk (`kv_revs`): live versions plus history entries.
+    pub revision_entries: u64,
+    /// Lease attachments of live keys (`kv_lease_keys`).
+    pub lease_attachments: u64,
+}
+
+type RoTables = Tables<
+    ReadOnlyTable<&'static [u8], &'static [u8]>,
+    ReadOnlyTable<&'static [u8], ()>,
+    ReadOnlyTable<&'static [u8], &'static [u8]>,
+    ReadOnlyTable<&'static [u8], &'static [u8]>,
+    ReadOnlyTable<&'static [u8], ()>,
+>;
+
+/// A consistent, read-only snapshot of the store (a redb read transaction). Holding it
+/// keeps the pages it sees alive; drop it promptly.
+pub struct ReadView {
+    tables: RoTables,
+    meta: ReadOnlyTable<&'static str, &'static [u8]>,
+    current_rev: Revision,
+    compact_rev: Option<Revision>,
+    _txn: ReadTransaction,
+}
+
+impl ReadView {
+    /// The whole state as this view sees it, in the format of [`MvccStore::snapshot_bytes`].
+    pub fn snapshot_bytes(&self) -> Result<Vec<u8>, MvccError> {
+        snapshot::write_snapshot(&self._txn)
+    }
+
+    fn new(txn: ReadTransaction) -> Result<ReadView, MvccError> {
+        let meta = txn.open_table(META)?;
+        let (current_rev, compact_rev) = read_meta_revisions(&meta)?;
+        let tables = Tables {
+            latest: txn.open_table(LATEST)?,
+            keys: txn.open_table(KEYS)?,
+            history: txn.open_table(HISTORY)?,
+            revs: txn.open_table(REVS)?,
+            lease_keys: txn.open_table(LEASE_KEYS)?,
+        };
+        Ok(ReadView {
+            tables,
+            meta,
+            current_rev,
+            compact_rev,
+            _txn: txn,
+        })
+    }
+
+    /// etcd's Range with every option (see the crate docs). The header carries only the
+    /// store's current revision (whatever revision was read at).
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
+        range(&self.tables, req, self.current_rev, self.first_rev())
+    }
+
+    /// The current version of one key.
+    pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, MvccError> {
+        self.tables.latest_kv(key)
+    }
+
+    /// The store revision of this snapshot.
+    pub fn current_revision(&self) -> Revision {
+        self.current_rev
+    }
+
+    /// The last compaction revision; 0 if the store was never compacted. Reads below it
+    /// fail with [`MvccError::Compacted`].
+    pub fn compact_revision(&self) -> Revision {
+        self.compact_rev.unwrap_or(0)
+    }
+
+    fn first_rev(&self) -> Revision {
+        self.compact_rev.unwrap_or(-1)
+    }
+
+    /// A `meta` value (e.g. the raft layer's applied index).
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, MvccError> {
+        let value = self.meta.get(key)?.map(|g| g.value().to_vec());
+        Ok(value)
+    }
+
+    /// Watch catch-up: every change with main revision in `[from_rev, to_rev]` (clamped to
+    /// `[1, current]`), in revision order, as etcd events (a delete's `kv` holds only the key
+    /// and `mod_revision`). With `limit > 0`, stops at the first revision boundary after
+    /// `limit` events — a revision is never split, so continue from the last event's
+    /// `mod_revision + 1`. With `with_prev_kv`, fills `prev_kv` like etcd's watch server:
+    /// the key at `mod_revision - 1`, except for creations.
+    ///
+    /// Fails with [`MvccError::Compacted`] if `from_rev` is below the compaction revision
+    /// (etcd cancels such watchers, reporting `compact_revision()`).
+    pub fn events_between(
+        &self,
+        from_rev: Revision,
+        to_rev: Revision,
+        limit: usize,
+        with_prev_kv: bool,
+    ) -> Result<Vec<Event>, MvccError> {
+        let from_rev = from_rev.max(1);
+        if self.compact_rev.is_some_and(|c| from_rev < c) {
+            return Err(MvccError::Compacted);
+        }
+        self.tables.events_between(
+            from_rev,
+            to_rev,
+            limit,
+            with_prev_kv,
+            self.current_rev,
+            self.first_rev(),
+        )
+    }
+
+    /// Live keys attached to `lease`, in key order.
+    pub fn keys_with_lease(&self, lease: i64) -> Result<Vec<Vec<u8>>, MvccError> {
+        self.tables.keys_with_lease(lease)
+    }
+
+    /// Entry counts of the tables (O(1); for metrics and tests).
+    pub fn stats(&self) -> Result<StoreStats, MvccError> {
+        Ok(StoreStats {
+            live_keys: self.tables.keys.len()?,
+            history_entries: self.tables.history.len()?,
+            revision_entries: self.tables.revs.len()?,
+            lease_attachments: self.tables.lease_keys.len()?,
+        })
+    }
+
+    /// Every `(lease, key)` attachment, for rebuilding a lessor after restart or restore.
+    pub fn lease_attachments(&self) -> Result<Vec<(i64, Vec<u8>)>, MvccError> {
+        let mut out = Vec::new();
+        for entry in self.tables.lease_keys.iter()? {
+            let (k, _) = entry?;
+            let raw = k.value();
+            if raw.len() < 8 {
+                return Err(MvccError::Corrupt("malformed kv_lease_keys key".into()));
+            }
+            out.push((be_i64(&raw[..8])?, raw[8..].to_vec()));
+        }
+        Ok(out)
+    }
+}

@@ -1,1 +1,0 @@
-//! etcd-compatible command-line flags and ETCD_* variables (being written).

@@ -1,0 +1,401 @@
+//! A running member: the MVCC store, the Raft instance and the peer clients, wired together.
+//!
+//! The node is what the API handlers talk to. It offers three things: `propose` (replicate a
+//! write through Raft, forwarding to the leader when this member is a follower), `read_barrier`
+//! (make a following read linearizable) and `read` (a consistent view of the local store). It
+//! owns start-up (opening files, bootstrapping a new cluster, publishing this member) and
+//! shutdown. It never builds gRPC responses; that is `api`'s job.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::errors::ClientWriteError;
+use openraft::errors::RaftError;
+use openraft::raft::ReadPolicy;
+use openraft::type_config::async_runtime::WatchReceiver;
+use openraft::{Config as RaftConfig, ServerState, SnapshotPolicy};
+use prost::Message;
+use synod_mvcc::{MvccStore, ReadView};
+use synod_proto::etcdserverpb::ResponseHeader;
+use synod_proto::peerpb::{
+    internal_request::Request, InternalRequest, InternalResponse, MemberAttributes,
+};
+
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{PeerClients, PeerError, PeerNetwork};
+use crate::raft::state_machine::{decode_member_attributes, StateMachine, META_MEMBER_PREFIX};
+use crate::raft::{Applied, Command, MemberId, MemberNode, Raft, RejectKind};
+
+/// What a node needs to start; derived from the etcd-style configuration by `main`.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub member_id: MemberId,
+    pub cluster_id: u64,
+    /// Every member of the initial cluster, this one included.
+    pub initial_members: Vec<(MemberId, MemberNode)>,
+    /// `--initial-cluster-state new`: bootstrap Raft membership if the log is empty.
+    pub new_cluster: bool,
+    pub advertise_client_urls: Vec<String>,
+    pub advertise_peer_urls: Vec<String>,
+    pub heartbeat_interval: Duration,
+    pub election_timeout: Duration,
+    pub snapshot_count: u64,
+    pub peer_tls: Option<crate::transport::tls::PeerTlsConnector>,
+}
+
+/// Why a node could not serve a request. Mapped to etcd's gRPC statuses in `api::errors`.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("no leader")]
+    NoLeader,
+    #[error("leader changed")]
+    LeaderChanged,
+    #[error("request timed out")]
+    Timeout,
+    #[error("server stopped")]
+    Stopped,
+    #[error("{1}")]
+    Rejected(RejectKind, String),
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+/// Why a node could not start. Printed by `main` and turned into a non-zero exit.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot access data directory: {0}")]
+    DataDir(String),
+    #[error("{0}")]
+    Store(String),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// A running member. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    raft: Raft,
+    store: MvccStore,
+    settings: NodeSettings,
+    peers: Arc<PeerClients>,
+    request_timeout: Duration,
+}
+
+fn prepare_dir(dir: &Path) -> Result<(), StartError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StartError::DataDir(format!("mkdir {}: {e}", dir.display())))?;
+    // Like etcd, refuse a directory we cannot write before touching any file in it.
+    let probe = dir.join(".touch");
+    std::fs::write(&probe, b"")
+        .map_err(|e| StartError::DataDir(format!("open {}: {e}", probe.display())))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+impl Node {
+    /// Opens the member's files, starts Raft and, for a new cluster, bootstraps its membership.
+    pub async fn start(settings: NodeSettings) -> Result<Node, StartError> {
+        let member_dir = settings.data_dir.join("member");
+        prepare_dir(&member_dir)?;
+        let store = MvccStore::open(&member_dir.join("state.redb")).map_err(|e| {
+            StartError::Store(format!(
+                "open {}: {e}",
+                member_dir.join("state.redb").display()
+            ))
+        })?;
+        let log = LogStore::open(&member_dir.join("raft-log.redb"))
+            .map_err(|e| StartError::Store(e.to_string()))?;
+
+        let hb = settings.heartbeat_interval.as_millis().max(10) as u64;
+        let et = settings.election_timeout.as_millis().max(hb as u128 * 2) as u64;
+        let raft_config = RaftConfig {
+            cluster_name: "synod".into(),
+            heartbeat_interval: hb,
+            election_timeout_min: et,
+            election_timeout_max: et * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(
+                settings.snapshot_count.clamp(1000, 100_000),
+            ),
+            max_in_snapshot_log_to_keep: 5000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+        let peers = PeerClients::new(settings.peer_tls.clone());
+        let network = PeerNetwork {
+            clients: peers.clone(),
+        };
+        let sm = StateMachine::new(store.clone());
+        let raft = Raft::new(settings.member_id, Arc::new(raft_config), network, log, sm)
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        if !initialized && settings.new_cluster {
+            let members: BTreeMap<MemberId, MemberNode> =
+                settings.initial_members.iter().cloned().collect();
+            // Every member of a new static cluster proposes the same initial membership; the
+            // entries are identical, so whichever wins the first election, the logs agree.
+            if let Err(e) = raft.initialize(members).await {
+                tracing::debug!(error = %e, "initialize skipped");
+            }
+        }
+        let request_timeout = Duration::from_secs(5) + settings.election_timeout * 2;
+        Ok(Node {
+            inner: Arc::new(Inner {
+                raft,
+                store,
+                settings,
+                peers,
+                request_timeout,
+            }),
+        })
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    pub fn settings(&self) -> &NodeSettings {
+        &self.inner.settings
+    }
+
+    pub fn member_id(&self) -> MemberId {
+        self.inner.settings.member_id
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.inner.settings.cluster_id
+    }
+
+    /// A copy of the latest Raft metrics (term, leader, log and applied positions).
+    pub fn metrics(&self) -> crate::raft::typ::RaftMetrics {
+        self.inner.raft.metrics().borrow_watched().clone()
+    }
+
+    /// The current Raft leader, if one is known.
+    pub fn leader(&self) -> Option<MemberId> {
+        self.metrics().current_leader
+    }
+
+    fn leader_node(&self) -> Option<(MemberId, MemberNode)> {
+        let m = self.metrics().clone();
+        let id = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&id)?.clone();
+        Some((id, node))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.metrics().state == ServerState::Leader
+    }
+
+    /// Fills a response header the way etcd does: cluster, member, revision, raft term.
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        let term = self.metrics().current_term;
+        ResponseHeader {
+            cluster_id: self.cluster_id(),
+            member_id: self.member_id(),
+            revision,
+            raft_term: term,
+        }
+    }
+
+    /// A consistent view of the local store (serializable read).
+    pub fn read(&self) -> Result<ReadView, NodeError> {
+        self.inner
+            .store
+            .read()
+            .map_err(|e| NodeError::Storage(e.to_string()))
+    }
+
+    pub fn store_sizes(&self) -> (u64, u64) {
+        (
+            self.inner.store.size_on_disk(),
+            self.inner.store.size_in_use(),
+        )
+    }
+
+    /// Waits for a leader to be known, up to the request timeout.
+    async fn wait_for_leader(&self, within: Duration) -> Result<(), NodeError> {
+        let mut rx = self.inner.raft.metrics();
+        let wait = async {
+            loop {
+                if rx.borrow_watched().current_leader.is_some() {
+                    return Ok(());
+                }
+                if rx.changed().await.is_err() {
+                    return Err(NodeError::Stopped);
+                }
+            }
+        };
+        tokio::time::timeout(within, wait)
+            .await
+            .map_err(|_| NodeError::NoLeader)?
+    }
+
+    /// Replicates one write through Raft and returns the state machine's answer.
+    pub async fn propose(&self, req: InternalRequest) -> Result<InternalResponse, NodeError> {
+        let cmd = Command(req);
+        let applied = tokio::time::timeout(self.inner.request_timeout, self.propose_cmd(&cmd))
+            .await
+            .map_err(|_| NodeError::Timeout)??;
+        match applied {
+            Applied::Done(bytes) => InternalResponse::decode(bytes.as_slice())
+                .map_err(|e| NodeError::Storage(e.to_string())),
+            Applied::Rejected(kind, msg) => Err(NodeError::Rejected(kind, msg)),
+        }
+    }
+
+    async fn propose_cmd(&self, cmd: &Command) -> Result<Applied, NodeError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.inner.raft.client_write(cmd.clone()).await {
+                Ok(resp) => return Ok(resp.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    if let (Some(_), Some(node)) = (f.leader_id, f.leader_node) {
+                        match self.inner.peers.forward(&node, cmd).await {
+                            Ok(applied) => return Ok(applied),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "forward to leader failed");
+                                if attempts >= 20 {
+                                    return Err(forward_error(e));
+                                }
+                            }
+                        }
+                    } else if attempts >= 20 {
+                        return Err(NodeError::NoLeader);
+                    }
+                    self.wait_for_leader(self.inner.settings.election_timeout * 3)
+                        .await?;
+                    tokio::time::sleep(Duration::from_millis(10 * attempts)).await;
+                }
+                Err(RaftError::APIError(e)) => {
+                    tracing::debug!(error = %e, "proposal dropped");
+                    return Err(NodeError::LeaderChanged);
+                }
+                Err(RaftError::Fatal(e)) => {
+                    tracing::error!(error = %e, "raft stopped");
+                    return Err(NodeError::Stopped);
+                }
+            }
+        }
+    }
+
+    /// Makes the next local read linearizable: returns once this member has applied everything
+    /// the leader had committed when the barrier was requested.
+    pub async fn read_barrier(&self) -> Result<(), NodeError> {
+        tokio::time::timeout(self.inner.request_timeout, self.read_barrier_inner())
+            .await
+            .map_err(|_| NodeError::Timeout)?
+    }
+
+    async fn read_barrier_inner(&self) -> Result<(), NodeError> {
+        let mut attempts = 0u64;
+        loop {
+            attempts += 1;
+            if self.is_leader() {
+                match self
+                    .inner
+                    .raft
+                    .ensure_linearizable(ReadPolicy::ReadIndex)
+                    .await
+                {
+                    Ok(_) => return Ok(()),
+                    Err(RaftError::Fatal(_)) => return Err(NodeError::Stopped),
+                    Err(e) => tracing::debug!(error = %e, "read index on leader failed"),
+                }
+            } else if let Some((_, node)) = self.leader_node() {
+                match self.inner.peers.read_index(&node).await {
+                    Ok(index) => {
+                        return self
+                            .inner
+                            .raft
+                            .wait(Some(self.inner.request_timeout))
+                            .applied_index_at_least(Some(index), "linearizable read")
+                            .await
+                            .map(|_| ())
+                            .map_err(|_| NodeError::Timeout);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "read index from leader failed"),
+                }
+            }
+            if attempts >= 20 {
+                return Err(NodeError::NoLeader);
+            }
+            self.wait_for_leader(self.inner.settings.election_timeout * 3)
+                .await?;
+            tokio::time::sleep(Duration::from_millis(10 * attempts)).await;
+        }
+    }
+
+    /// Announces this member's name and client URLs through Raft (etcd's "published").
+    pub async fn publish(&self) -> Result<(), NodeError> {
+        let s = &self.inner.settings;
+        let attrs = MemberAttributes {
+            member_id: s.member_id,
+            name: s.name.clone(),
+            client_urls: s.advertise_client_urls.clone(),
+            peer_urls: s.advertise_peer_urls.clone(),
+        };
+        let mut last = NodeError::NoLeader;
+        for _ in 0..10 {
+            match self
+                .propose(InternalRequest {
+                    request: Some(Request::Publish(attrs.clone())),
+                })
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e @ NodeError::Stopped) => return Err(e),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Every voting member with what it published (name, client URLs), in member-id order.
+    pub fn members(
+        &self,
+    ) -> Result<Vec<(MemberId, MemberNode, Option<MemberAttributes>)>, NodeError> {
+        let membership = self.metrics().membership_config.clone();
+        let view = self.read()?;
+        let mut out = Vec::new();
+        for (id, node) in membership.membership().nodes() {
+            let key = format!("{META_MEMBER_PREFIX}{id:016x}");
+            let attrs = view
+                .meta(&key)
+                .map_err(|e| NodeError::Storage(e.to_string()))?
+                .and_then(|b| decode_member_attributes(&b));
+            out.push((*id, node.clone(), attrs));
+        }
+        Ok(out)
+    }
+
+    pub async fn shutdown(&self) {
+        let _ = self.inner.raft.shutdown().await;
+        let _ = self.inner.store.sync();
+    }
+}
+
+fn forward_error(e: PeerError) -> NodeError {
+    match e {
+        PeerError::Unreachable(..) => NodeError::NoLeader,
+        PeerError::Remote(m) if m.contains("forward") || m.contains("leader") => {
+            NodeError::LeaderChanged
+        }
+        other => NodeError::Storage(other.to_string()),
+    }
+}

@@ -1,0 +1,258 @@
+//! The openraft state machine: an adapter from committed log entries to the MVCC store.
+//!
+//! Entries arrive in batches; each batch is applied in ONE MVCC write transaction together with
+//! the applied log id and membership, so the store and its Raft position never disagree. Commits
+//! are made durable at most every [`SYNC_INTERVAL`]: the Raft log is the source of truth, and
+//! after a crash openraft re-applies the entries above the durable `applied` position. Before a
+//! snapshot is taken (which lets openraft purge the log) the store is synced, so the log is never
+//! purged past what the store holds durably.
+//!
+//! Responses are sent only after the batch commits, so a client that hears back and then reads
+//! sees its own write. This module never interprets etcd requests itself (`synod_mvcc` does) and
+//! knows nothing of gRPC.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{Stream, TryStreamExt};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use prost::Message;
+use synod_mvcc::{MvccError, MvccStore};
+use synod_proto::peerpb::{internal_request::Request, InternalResponse, MemberAttributes};
+
+use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
+use super::{Applied, RejectKind, SnapshotData, TypeConfig};
+
+/// The longest a committed batch stays non-durable in the store.
+const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+const META_APPLIED: &str = "raft/applied";
+const META_MEMBERSHIP: &str = "raft/membership";
+/// Prefix of the meta keys holding each member's published attributes.
+pub const META_MEMBER_PREFIX: &str = "member/";
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> io::Result<Vec<u8>> {
+    postcard::to_stdvec(v).map_err(io_err)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> io::Result<T> {
+    postcard::from_bytes(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+}
+
+/// Maps a refusal of the MVCC layer to the replicated answer, or to a fatal storage error.
+fn reject(e: MvccError) -> io::Result<Applied> {
+    let kind = match e {
+        MvccError::Compacted => RejectKind::Compacted,
+        MvccError::FutureRevision => RejectKind::FutureRevision,
+        MvccError::KeyNotFound => RejectKind::KeyNotFound,
+        MvccError::LeaseNotFound => RejectKind::LeaseNotFound,
+        MvccError::Storage(_) | MvccError::Corrupt(_) => return Err(io_err(e)),
+        #[allow(unreachable_patterns)]
+        other => return Ok(Applied::Rejected(RejectKind::Invalid, other.to_string())),
+    };
+    Ok(Applied::Rejected(kind, e.to_string()))
+}
+
+struct Shared {
+    current: Mutex<Option<(SnapshotMeta, Vec<u8>)>>,
+    last_sync: Mutex<Instant>,
+}
+
+/// The state machine handed to openraft; cheap to clone (it is also the snapshot builder).
+#[derive(Clone)]
+pub struct StateMachine {
+    store: MvccStore,
+    shared: Arc<Shared>,
+}
+
+impl StateMachine {
+    pub fn new(store: MvccStore) -> Self {
+        StateMachine {
+            store,
+            shared: Arc::new(Shared {
+                current: Mutex::new(None),
+                last_sync: Mutex::new(Instant::now()),
+            }),
+        }
+    }
+
+    fn due_for_sync(&self) -> bool {
+        let mut last = self
+            .shared
+            .last_sync
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() >= SYNC_INTERVAL {
+            *last = Instant::now();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn read_position(&self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        let view = self.store.read().map_err(io_err)?;
+        let applied = view
+            .meta(META_APPLIED)
+            .map_err(io_err)?
+            .map(|b| decode(&b))
+            .transpose()?
+            .flatten();
+        let membership = view
+            .meta(META_MEMBERSHIP)
+            .map_err(io_err)?
+            .map(|b| decode(&b))
+            .transpose()?
+            .unwrap_or_default();
+        Ok((applied, membership))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        // Take the view first, then sync: everything the view holds is then durable, so openraft
+        // may purge the log up to the snapshot's last log id.
+        let view = self.store.read().map_err(io_err)?;
+        let data = view.snapshot_bytes().map_err(io_err)?;
+        let last_log_id: Option<LogId> = view
+            .meta(META_APPLIED)
+            .map_err(io_err)?
+            .map(|b| decode(&b))
+            .transpose()?
+            .flatten();
+        let last_membership: StoredMembership = view
+            .meta(META_MEMBERSHIP)
+            .map_err(io_err)?
+            .map(|b| decode(&b))
+            .transpose()?
+            .unwrap_or_default();
+        drop(view);
+        self.store.sync().map_err(io_err)?;
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+        };
+        *self
+            .shared
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), data.clone()));
+        Ok(Snapshot {
+            meta,
+            snapshot: std::io::Cursor::new(data),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        self.read_position()
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut batch = self.store.write().map_err(io_err)?;
+        let mut replies = Vec::new();
+        let mut last = None;
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let log_id = entry.log_id();
+            let answer = match &entry.payload {
+                EntryPayload::Blank => Applied::done(&InternalResponse::default()),
+                EntryPayload::Membership(m) => {
+                    let stored = StoredMembership::new(Some(log_id.clone()), m.clone());
+                    batch
+                        .set_meta(META_MEMBERSHIP, &encode(&stored)?)
+                        .map_err(io_err)?;
+                    Applied::done(&InternalResponse::default())
+                }
+                EntryPayload::Normal(cmd) => match &cmd.0.request {
+                    Some(Request::Publish(attrs)) => {
+                        let key = format!("{META_MEMBER_PREFIX}{:016x}", attrs.member_id);
+                        batch
+                            .set_meta(&key, &attrs.encode_to_vec())
+                            .map_err(io_err)?;
+                        Applied::done(&InternalResponse::default())
+                    }
+                    _ => match batch.apply(&cmd.0, &|_lease| false) {
+                        Ok(resp) => Applied::done(&resp),
+                        Err(e) => reject(e)?,
+                    },
+                },
+            };
+            last = Some(log_id);
+            if let Some(r) = responder {
+                replies.push((r, answer));
+            }
+        }
+        if last.is_none() {
+            return Ok(());
+        }
+        batch
+            .set_meta(META_APPLIED, &encode(&last)?)
+            .map_err(io_err)?;
+        batch.commit(self.due_for_sync()).map_err(io_err)?;
+        for (r, answer) in replies {
+            r.send(answer);
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
+        let data = snapshot.into_inner();
+        self.store.restore_from_bytes(&data).map_err(io_err)?;
+        let mut batch = self.store.write().map_err(io_err)?;
+        batch
+            .set_meta(META_APPLIED, &encode(&meta.last_log_id)?)
+            .map_err(io_err)?;
+        batch
+            .set_meta(META_MEMBERSHIP, &encode(&meta.last_membership)?)
+            .map_err(io_err)?;
+        batch.commit(true).map_err(io_err)?;
+        *self
+            .shared
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), data));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let current = self
+            .shared
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Ok(current.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: std::io::Cursor::new(data),
+        }))
+    }
+}
+
+/// Decodes the member attributes published through Raft.
+pub fn decode_member_attributes(bytes: &[u8]) -> Option<MemberAttributes> {
+    MemberAttributes::decode(bytes).ok()
+}

@@ -1,0 +1,171 @@
+//! Start-up and shutdown of a whole member: bind the listeners, start the node, serve the peer
+//! and client services, publish the member, and stop cleanly on SIGINT/SIGTERM.
+//!
+//! Listeners are bound before any data file is opened, so a port in use fails fast with etcd's
+//! text and leaves the data directory untouched.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use synod_proto::etcdserverpb::cluster_server::ClusterServer;
+use synod_proto::etcdserverpb::kv_server::KvServer;
+use synod_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use synod_proto::etcdserverpb::RangeRequest;
+use synod_proto::peerpb::peer_server::PeerServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::cluster::ClusterService;
+use crate::api::kv::KvService;
+use crate::api::maintenance::MaintenanceService;
+use crate::api::Limits;
+use crate::node::{Node, NodeSettings, StartError};
+use crate::raft::network::MAX_PEER_MESSAGE;
+use crate::raft::peer_service::PeerService;
+use crate::transport::{gateway, listener};
+
+/// One address to listen on, with its TLS configuration if the URL was `https://`.
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+pub struct ServeSettings {
+    pub client: Vec<Listen>,
+    pub peer: Vec<Listen>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Listen(String),
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// Runs a member until `shutdown` resolves.
+pub async fn run(
+    node_settings: NodeSettings,
+    serve: ServeSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let mut peer_listeners = Vec::new();
+    for l in serve.peer {
+        let tcp = listener::bind(l.addr).map_err(|e| RunError::Listen(e.to_string()))?;
+        peer_listeners.push((tcp, l.tls));
+    }
+    let mut client_listeners = Vec::new();
+    for l in serve.client {
+        let tcp = listener::bind(l.addr).map_err(|e| RunError::Listen(e.to_string()))?;
+        client_listeners.push((tcp, l.tls));
+    }
+
+    let node = Node::start(node_settings).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let peer_app = tonic::service::Routes::new(
+        PeerServer::new(PeerService::new(node.raft().clone()))
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE),
+    )
+    .prepare()
+    .into_axum_router();
+    for (tcp, tls) in peer_listeners {
+        spawn_serve(tcp, tls, peer_app.clone(), stop_rx.clone());
+    }
+
+    let client_app = client_router(&node, serve.limits);
+    for (tcp, tls) in client_listeners {
+        spawn_serve(tcp, tls, client_app.clone(), stop_rx.clone());
+    }
+
+    let publisher = node.clone();
+    tokio::spawn(async move {
+        match publisher.publish().await {
+            Ok(()) => {
+                tracing::info!(
+                    name = %publisher.settings().name,
+                    member_id = %format!("{:x}", publisher.member_id()),
+                    cluster_id = %format!("{:x}", publisher.cluster_id()),
+                    "published local member to cluster through raft"
+                );
+                tracing::info!("enabled capabilities for version 3.4");
+                tracing::info!("ready to serve client requests");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "failed to publish local member to cluster through raft")
+            }
+        }
+    });
+
+    shutdown.await;
+    tracing::info!("received stop signal, shutting down");
+    let _ = stop_tx.send(true);
+    node.shutdown().await;
+    Ok(())
+}
+
+fn spawn_serve(
+    tcp: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        listener::serve(tcp, tls, app, stopped).await;
+    });
+}
+
+/// The client port: etcd's gRPC services and, on the same port, the JSON gateway.
+fn client_router(node: &Node, limits: Limits) -> axum::Router {
+    let decode = limits.transport_decode_limit();
+    let kv = KvService::new(node.clone(), limits);
+    let maintenance = MaintenanceService::new(node.clone());
+    let cluster = ClusterService::new(node.clone());
+    let grpc =
+        tonic::service::Routes::new(KvServer::new(kv.clone()).max_decoding_message_size(decode))
+            .add_service(
+                MaintenanceServer::new(maintenance.clone()).max_decoding_message_size(decode),
+            )
+            .add_service(ClusterServer::new(cluster.clone()).max_decoding_message_size(decode));
+    let health_node = node.clone();
+    let health: gateway::HealthCheck =
+        Arc::new(move || -> BoxFuture<'static, Result<(), String>> {
+            let node = health_node.clone();
+            Box::pin(async move { health_check(&node).await })
+        });
+    let config = gateway::GatewayConfig {
+        max_request_bytes: limits.max_request_bytes,
+    };
+    gateway::client_router(
+        grpc,
+        gateway::json_gateway_with_config(config, kv, maintenance, cluster, health),
+    )
+}
+
+/// etcd's `/health`: a leader exists and a linearizable read of one key succeeds in time.
+async fn health_check(node: &Node) -> Result<(), String> {
+    if node.leader().is_none() {
+        return Err("RAFT NO LEADER".into());
+    }
+    let read = async {
+        node.read_barrier().await.map_err(|e| e.to_string())?;
+        let view = node.read().map_err(|e| e.to_string())?;
+        view.range(&RangeRequest {
+            key: b"health".to_vec(),
+            ..Default::default()
+        })
+        .map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .map_err(|_| "timeout".to_string())?
+}
