@@ -51,8 +51,14 @@ fn run_to_exit(bin: &Path, args: &[String]) -> (i32, String) {
 }
 
 fn assert_clean_failure(code: i32, output: &str, what: &str) {
-    assert_ne!(code, 0, "{what}: expected a non-zero exit; output:\n{output}");
-    assert!(!output.contains("panicked"), "{what}: the server panicked:\n{output}");
+    assert_ne!(
+        code, 0,
+        "{what}: expected a non-zero exit; output:\n{output}"
+    );
+    assert!(
+        !output.contains("panicked"),
+        "{what}: the server panicked:\n{output}"
+    );
 }
 
 fn member_args(data_dir: &Path, client_port: u16, peer_port: u16) -> Vec<String> {
@@ -81,10 +87,16 @@ fn an_unknown_flag_is_refused_with_gos_flag_error_and_exit_code_2_like_etcd() {
     let args = vec!["--no-such-flag".to_string()];
     let (synod_code, synod_out) = run_to_exit(&synod_bin(), &args);
     let (etcd_code, etcd_out) = run_to_exit(&etcd_bin(), &args);
-    assert_eq!(synod_code, etcd_code, "exit codes differ: synod\n{synod_out}\netcd\n{etcd_out}");
+    assert_eq!(
+        synod_code, etcd_code,
+        "exit codes differ: synod\n{synod_out}\netcd\n{etcd_out}"
+    );
     assert_eq!(synod_code, 2);
     let line = "flag provided but not defined: -no-such-flag";
-    assert!(etcd_out.contains(line), "upstream changed its text: {etcd_out}");
+    assert!(
+        etcd_out.contains(line),
+        "upstream changed its text: {etcd_out}"
+    );
     assert!(synod_out.contains(line), "synod said:\n{synod_out}");
 }
 
@@ -100,8 +112,16 @@ fn a_flag_also_set_in_the_environment_is_refused_with_etcds_conflict_message() {
             .stdin(Stdio::null())
             .output()
             .expect("run");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert_clean_failure(out.status.code().unwrap_or(-1), &text, &bin.display().to_string());
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_clean_failure(
+            out.status.code().unwrap_or(-1),
+            &text,
+            &bin.display().to_string(),
+        );
         assert!(text.contains(expected), "{}:\n{text}", bin.display());
     }
 }
@@ -112,10 +132,17 @@ fn a_client_port_in_use_is_refused_with_the_bind_error_like_etcd() {
     let port = busy.local_addr().expect("addr").port();
     for bin in [synod_bin(), etcd_bin()] {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (code, out) = run_to_exit(&bin, &member_args(&dir.path().join("data"), port, free_port()));
+        let (code, out) = run_to_exit(
+            &bin,
+            &member_args(&dir.path().join("data"), port, free_port()),
+        );
         assert_clean_failure(code, &out, &bin.display().to_string());
         let text = format!("listen tcp 127.0.0.1:{port}: bind: address already in use");
-        assert!(out.contains(&text), "{} did not say {text:?}:\n{out}", bin.display());
+        assert!(
+            out.contains(&text),
+            "{} did not say {text:?}:\n{out}",
+            bin.display()
+        );
     }
     drop(busy);
 }
@@ -126,10 +153,19 @@ fn a_data_dir_that_cannot_be_created_is_a_clear_startup_error() {
     // A regular file where a directory must go: not even root can create a directory under it.
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"not a directory").expect("write");
-    let (code, out) = run_to_exit(&synod_bin(), &member_args(&file.join("data"), free_port(), free_port()));
+    let (code, out) = run_to_exit(
+        &synod_bin(),
+        &member_args(&file.join("data"), free_port(), free_port()),
+    );
     assert_clean_failure(code, &out, "synod");
-    assert!(out.contains("cannot access data directory"), "synod said:\n{out}");
-    assert!(out.contains("Not a directory"), "the OS reason is missing:\n{out}");
+    assert!(
+        out.contains("cannot access data directory"),
+        "synod said:\n{out}"
+    );
+    assert!(
+        out.contains("Not a directory"),
+        "the OS reason is missing:\n{out}"
+    );
 }
 
 #[test]
@@ -138,19 +174,29 @@ fn a_corrupt_state_file_is_a_clear_startup_error_and_is_left_untouched() {
     let data = dir.path().join("data");
     let member = data.join("member");
     std::fs::create_dir_all(&member).expect("mkdir");
-    let garbage: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..64 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     let state = member.join("state.redb");
     std::fs::write(&state, &garbage).expect("write garbage");
     let (code, out) = run_to_exit(&synod_bin(), &member_args(&data, free_port(), free_port()));
     assert_clean_failure(code, &out, "synod");
-    assert!(out.contains("state.redb"), "the error does not name the file:\n{out}");
-    assert_eq!(std::fs::read(&state).expect("read back"), garbage, "the corrupt file was modified");
+    assert!(
+        out.contains("state.redb"),
+        "the error does not name the file:\n{out}"
+    );
+    assert_eq!(
+        std::fs::read(&state).expect("read back"),
+        garbage,
+        "the corrupt file was modified"
+    );
 }
 
 /// Sends `bytes` on a fresh connection and reads until the server closes or 2 s pass.
 fn send_raw(endpoint: &str, bytes: &[u8]) {
     let mut s = TcpStream::connect(endpoint).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
     let _ = s.write_all(bytes);
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -168,14 +214,19 @@ fn garbage_on_the_client_port_closes_that_connection_and_others_keep_working() {
     let endpoint = server.endpoint();
     // Random bytes, a truncated HTTP/2 preface, and an HTTP/2 preface followed by a frame
     // header announcing a huge frame.
-    send_raw(&endpoint, &[0xde, 0xad, 0xbe, 0xef, 0x00, 0xff, 0x13, 0x37].repeat(512));
+    send_raw(
+        &endpoint,
+        &[0xde, 0xad, 0xbe, 0xef, 0x00, 0xff, 0x13, 0x37].repeat(512),
+    );
     send_raw(&endpoint, b"PRI * HTTP/2.0\r\n\r\nSM");
     let mut huge = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     huge.extend_from_slice(&[0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01]);
     send_raw(&endpoint, &huge);
     block_on(async {
         let mut c = client(&server).await;
-        c.put("still", "serving", None).await.expect("the server stopped serving after garbage");
+        c.put("still", "serving", None)
+            .await
+            .expect("the server stopped serving after garbage");
         let r = c.get("still", None).await.expect("get");
         assert_eq!(r.kvs()[0].value(), b"serving");
     });
@@ -184,7 +235,17 @@ fn garbage_on_the_client_port_closes_that_connection_and_others_keep_working() {
 /// POSTs `body` to `path` on the JSON gateway with curl; returns (HTTP status, body).
 fn post(endpoint: &str, path: &str, body: &str) -> (String, String) {
     let out = Command::new("curl")
-        .args(["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
+        .args([
+            "-s",
+            "-m",
+            "5",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+        ])
         .arg(format!("http://{endpoint}{path}"))
         .args(["-d", body])
         .output()
@@ -202,17 +263,25 @@ fn malformed_json_on_the_gateway_gets_the_same_error_as_from_etcd() {
         ("/v3/kv/put", "{not json"),
         ("/v3/kv/put", r#"{"key":"not base64!"}"#),
         ("/v3/kv/range", r#"{"key":""}"#),
-        ("/v3/kv/put", r#"{"key":"Zm9v","value":"YmFy","lease":"12345"}"#),
+        (
+            "/v3/kv/put",
+            r#"{"key":"Zm9v","value":"YmFy","lease":"12345"}"#,
+        ),
     ] {
         let (s_status, _s_body) = post(&synod.endpoint(), path, body);
         let (e_status, e_body) = post(&etcd.endpoint(), path, body);
-        assert_eq!(s_status, e_status, "{path} {body}: HTTP status differs (etcd said {e_body})");
+        assert_eq!(
+            s_status, e_status,
+            "{path} {body}: HTTP status differs (etcd said {e_body})"
+        );
     }
     let (status, body) = post(&synod.endpoint(), "/v3/kv/range", r#"{"key":""}"#);
     assert_eq!(status, "400");
     assert!(body.contains("etcdserver: key is not provided"), "{body}");
     block_on(async {
         let mut c = client(&synod).await;
-        c.put("after", "garbage", None).await.expect("still serving");
+        c.put("after", "garbage", None)
+            .await
+            .expect("still serving");
     });
 }

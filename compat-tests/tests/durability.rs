@@ -47,7 +47,10 @@ async fn write_load(client: Client, stop: Arc<AtomicBool>, tag: &str) -> Outcome
                 }
                 let key = format!("w/{tag}/{w:02}/{n:05}");
                 out.attempted.insert(key.clone());
-                let put = tokio::time::timeout(Duration::from_secs(5), c.put(key.clone(), value_of(&key), None));
+                let put = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    c.put(key.clone(), value_of(&key), None),
+                );
                 match put.await {
                     Ok(Ok(_)) => {
                         out.acked.insert(key);
@@ -90,7 +93,11 @@ async fn stored_keys(endpoint: &str) -> Vec<(String, String, i64)> {
 
 fn assert_exactly_once(stored: &[(String, String, i64)], outcome: &Outcome, who: &str) {
     let present: BTreeSet<&str> = stored.iter().map(|(k, _, _)| k.as_str()).collect();
-    let missing: Vec<&String> = outcome.acked.iter().filter(|k| !present.contains(k.as_str())).collect();
+    let missing: Vec<&String> = outcome
+        .acked
+        .iter()
+        .filter(|k| !present.contains(k.as_str()))
+        .collect();
     assert!(
         missing.is_empty(),
         "{who}: {} acknowledged writes are missing after the crash, e.g. {:?}",
@@ -98,7 +105,10 @@ fn assert_exactly_once(stored: &[(String, String, i64)], outcome: &Outcome, who:
         missing.iter().take(5).collect::<Vec<_>>()
     );
     for (k, v, version) in stored {
-        assert!(outcome.attempted.contains(k), "{who}: key {k} was never written by the test");
+        assert!(
+            outcome.attempted.contains(k),
+            "{who}: key {k} was never written by the test"
+        );
         assert_eq!(v, &value_of(k), "{who}: key {k} has the wrong value");
         assert_eq!(*version, 1, "{who}: key {k} was applied {version} times");
     }
@@ -120,7 +130,13 @@ fn acknowledged_writes_survive_kill_9_of_a_single_member_under_concurrent_load()
         let mut c = client_for(&[server.endpoint()]).await;
         let deadline = Instant::now() + LOAD_TIME_LIMIT;
         loop {
-            let n = c.get("w/", Some(GetOptions::new().with_prefix().with_count_only())).await.map(|r| r.count());
+            let n = c
+                .get(
+                    "w/",
+                    Some(GetOptions::new().with_prefix().with_count_only()),
+                )
+                .await
+                .map(|r| r.count());
             if matches!(n, Ok(n) if n >= 500) || Instant::now() > deadline {
                 break;
             }
@@ -130,7 +146,11 @@ fn acknowledged_writes_survive_kill_9_of_a_single_member_under_concurrent_load()
     server.kill9();
     stop.store(true, Ordering::Relaxed);
     let outcome = runtime.block_on(load).expect("load task");
-    assert!(outcome.acked.len() >= 500, "the load acknowledged only {} writes before the crash", outcome.acked.len());
+    assert!(
+        outcome.acked.len() >= 500,
+        "the load acknowledged only {} writes before the crash",
+        outcome.acked.len()
+    );
 
     server.restart();
     let stored = block_on(stored_keys(&server.endpoint()));
@@ -148,8 +168,12 @@ fn acknowledged_writes_survive_kill_9_of_the_leader_of_a_three_member_cluster() 
     let mut cluster = Cluster::start(Flavor::Synod, 3);
     let leader = cluster.leader_index().expect("a leader");
     let endpoints = cluster.endpoints();
-    let followers: Vec<String> =
-        endpoints.iter().enumerate().filter(|(i, _)| *i != leader).map(|(_, e)| e.clone()).collect();
+    let followers: Vec<String> = endpoints
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+        .map(|(_, e)| e.clone())
+        .collect();
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     // Before the crash: writers talk to every member (followers forward to the leader).
@@ -164,7 +188,13 @@ fn acknowledged_writes_survive_kill_9_of_the_leader_of_a_three_member_cluster() 
         let mut c = client_for(&endpoints).await;
         let deadline = Instant::now() + LOAD_TIME_LIMIT;
         loop {
-            let n = c.get("w/", Some(GetOptions::new().with_prefix().with_count_only())).await.map(|r| r.count());
+            let n = c
+                .get(
+                    "w/",
+                    Some(GetOptions::new().with_prefix().with_count_only()),
+                )
+                .await
+                .map(|r| r.count());
             if matches!(n, Ok(n) if n >= 300) || Instant::now() > deadline {
                 break;
             }
@@ -174,7 +204,11 @@ fn acknowledged_writes_survive_kill_9_of_the_leader_of_a_three_member_cluster() 
     cluster.members[leader].kill9();
     stop.store(true, Ordering::Relaxed);
     let mut outcome = runtime.block_on(before).expect("load task");
-    assert!(outcome.acked.len() >= 300, "only {} writes acknowledged before the crash", outcome.acked.len());
+    assert!(
+        outcome.acked.len() >= 300,
+        "only {} writes acknowledged before the crash",
+        outcome.acked.len()
+    );
 
     // The survivors elect a new leader and take writes again.
     let after = runtime.block_on(async {
@@ -183,7 +217,10 @@ fn acknowledged_writes_survive_kill_9_of_the_leader_of_a_three_member_cluster() 
         let mut c = client.clone();
         let deadline = Instant::now() + LOAD_TIME_LIMIT;
         while c.put("probe", "after-failover", None).await.is_err() {
-            assert!(Instant::now() < deadline, "no new leader took writes within {LOAD_TIME_LIMIT:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no new leader took writes within {LOAD_TIME_LIMIT:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let stopper = stop.clone();
@@ -193,7 +230,10 @@ fn acknowledged_writes_survive_kill_9_of_the_leader_of_a_three_member_cluster() 
         });
         write_load(client, stop, "after").await
     });
-    assert!(!after.acked.is_empty(), "no write was acknowledged after failover");
+    assert!(
+        !after.acked.is_empty(),
+        "no write was acknowledged after failover"
+    );
     outcome.acked.extend(after.acked);
     outcome.attempted.extend(after.attempted);
 
@@ -202,11 +242,17 @@ fn acknowledged_writes_survive_kill_9_of_the_leader_of_a_three_member_cluster() 
     runtime.block_on(async {
         // A linearizable read through the restarted member makes it catch up to the leader.
         let mut c = client_for(&[cluster.members[leader].endpoint()]).await;
-        c.get("probe", None).await.expect("linearizable read on the restarted member");
+        c.get("probe", None)
+            .await
+            .expect("linearizable read on the restarted member");
     });
     for (i, m) in cluster.members.iter().enumerate() {
         let stored = block_on(stored_keys(&m.endpoint()));
         assert_exactly_once(&stored, &outcome, &format!("member {i}"));
-        eprintln!("member {i}: {} keys, {} acknowledged overall", stored.len(), outcome.acked.len());
+        eprintln!(
+            "member {i}: {} keys, {} acknowledged overall",
+            stored.len(),
+            outcome.acked.len()
+        );
     }
 }

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use synod::config::{self, Action};
 use synod::{launch, server};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let parsed = match config::from_process() {
         Ok(p) => p,

@@ -5,11 +5,18 @@
 //! (make a following read linearizable) and `read` (a consistent view of the local store). It
 //! owns start-up (opening files, bootstrapping a new cluster, publishing this member) and
 //! shutdown. It never builds gRPC responses; that is `api`'s job.
+//!
+//! Whatever the leader must decide before a command is replicated is decided here, by the
+//! member that hands the command to Raft (only the leader's `client_write` succeeds): a lease
+//! grant without an id gets one ([`Node::prepare_for_leader`]). The node also carries a
+//! follower's lease calls to the leader ([`Node::forward_lease_renew`],
+//! [`Node::forward_lease_time_to_live`]); what they mean is the `lease` module's business.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::errors::ClientWriteError;
 use openraft::errors::RaftError;
@@ -18,13 +25,14 @@ use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{Config as RaftConfig, ServerState, SnapshotPolicy};
 use prost::Message;
 use synod_mvcc::{MvccStore, ReadView};
-use synod_proto::etcdserverpb::ResponseHeader;
+use synod_proto::etcdserverpb::{LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, ResponseHeader};
 use synod_proto::peerpb::{
     internal_request::Request, InternalRequest, InternalResponse, MemberAttributes,
 };
 
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{PeerClients, PeerError, PeerNetwork};
+use crate::raft::observer::ApplyObserver;
 use crate::raft::state_machine::{decode_member_attributes, StateMachine, META_MEMBER_PREFIX};
 use crate::raft::{Applied, Command, MemberId, MemberNode, Raft, RejectKind};
 
@@ -87,6 +95,46 @@ struct Inner {
     settings: NodeSettings,
     peers: Arc<PeerClients>,
     request_timeout: Duration,
+    lease_ids: LeaseIdGen,
+}
+
+/// What the leader answered to a forwarded lease call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Forwarded<T> {
+    Answer(T),
+    /// The leader has no such lease.
+    NotFound,
+    /// The member asked is not (or not yet) the leader, or this member is: ask again.
+    NotLeader,
+}
+
+/// Lease ids this member picks, etcd-style: the low 16 bits of the member id, then the low 40
+/// bits of the start time in milliseconds and an 8-bit counter, which together increase by one
+/// per id. Ids are positive (the top bit is cleared) and, across members with distinct low
+/// member-id bits, unique.
+struct LeaseIdGen {
+    prefix: u64,
+    suffix: AtomicU64,
+}
+
+impl LeaseIdGen {
+    const SUFFIX_BITS: u32 = 48;
+
+    fn new(member_id: MemberId) -> Self {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        LeaseIdGen {
+            prefix: (member_id & 0xFFFF) << Self::SUFFIX_BITS,
+            suffix: AtomicU64::new((millis & ((1 << 40) - 1)) << 8),
+        }
+    }
+
+    fn next(&self) -> i64 {
+        let suffix = self.suffix.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let id = self.prefix | (suffix & ((1 << Self::SUFFIX_BITS) - 1));
+        (id & (i64::MAX as u64)) as i64
+    }
 }
 
 fn prepare_dir(dir: &Path) -> Result<(), StartError> {
@@ -103,6 +151,14 @@ fn prepare_dir(dir: &Path) -> Result<(), StartError> {
 impl Node {
     /// Opens the member's files, starts Raft and, for a new cluster, bootstraps its membership.
     pub async fn start(settings: NodeSettings) -> Result<Node, StartError> {
+        Self::start_with_observer(settings, None).await
+    }
+
+    /// [`Node::start`], reporting what the state machine applies to `observer`.
+    pub async fn start_with_observer(
+        settings: NodeSettings,
+        observer: Option<Arc<dyn ApplyObserver>>,
+    ) -> Result<Node, StartError> {
         let member_dir = settings.data_dir.join("member");
         prepare_dir(&member_dir)?;
         let store = MvccStore::open(&member_dir.join("state.redb")).map_err(|e| {
@@ -134,7 +190,7 @@ impl Node {
         let network = PeerNetwork {
             clients: peers.clone(),
         };
-        let sm = StateMachine::new(store.clone());
+        let sm = StateMachine::new(store.clone()).with_observer(observer);
         let raft = Raft::new(settings.member_id, Arc::new(raft_config), network, log, sm)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -153,6 +209,7 @@ impl Node {
             }
         }
         let request_timeout = Duration::from_secs(5) + settings.election_timeout * 2;
+        let lease_ids = LeaseIdGen::new(settings.member_id);
         Ok(Node {
             inner: Arc::new(Inner {
                 raft,
@@ -160,6 +217,7 @@ impl Node {
                 settings,
                 peers,
                 request_timeout,
+                lease_ids,
             }),
         })
     }
@@ -178,6 +236,11 @@ impl Node {
 
     pub fn cluster_id(&self) -> u64 {
         self.inner.settings.cluster_id
+    }
+
+    /// How long one client request may take (etcd's `ReqTimeout`).
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
     }
 
     /// A copy of the latest Raft metrics (term, leader, log and applied positions).
@@ -262,7 +325,10 @@ impl Node {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.inner.raft.client_write(cmd.clone()).await {
+            // Only the leader's client_write succeeds, so what is decided here is decided by
+            // the leader; a follower forwards the original command and the leader decides.
+            let local = self.prepare(cmd)?.unwrap_or_else(|| cmd.clone());
+            match self.inner.raft.client_write(local).await {
                 Ok(resp) => return Ok(resp.data),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     if let (Some(_), Some(node)) = (f.leader_id, f.leader_node) {
@@ -291,6 +357,73 @@ impl Node {
                     return Err(NodeError::Stopped);
                 }
             }
+        }
+    }
+
+    /// What the leader decides before replicating `cmd`, if anything: `Some` with the completed
+    /// command, `None` when `cmd` is ready as it is.
+    fn prepare(&self, cmd: &Command) -> Result<Option<Command>, NodeError> {
+        match &cmd.0.request {
+            Some(Request::LeaseGrant(g)) if g.id == 0 => {
+                let mut grant = *g;
+                grant.id = self.unused_lease_id()?;
+                Ok(Some(Command(InternalRequest {
+                    request: Some(Request::LeaseGrant(grant)),
+                })))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `cmd` as the leader proposes it (see [`Node::prepare`]); for forwarded commands.
+    pub fn prepare_for_leader(&self, cmd: Command) -> Result<Command, NodeError> {
+        Ok(self.prepare(&cmd)?.unwrap_or(cmd))
+    }
+
+    /// A lease id no granted lease has (etcd's `reqIDGen`, skipping ids in use).
+    fn unused_lease_id(&self) -> Result<i64, NodeError> {
+        let view = self.read()?;
+        for _ in 0..1000 {
+            let id = self.inner.lease_ids.next();
+            let taken = view
+                .lease(id)
+                .map_err(|e| NodeError::Storage(e.to_string()))?
+                .is_some();
+            if id != 0 && !taken {
+                return Ok(id);
+            }
+        }
+        Err(NodeError::Storage("no unused lease id found".into()))
+    }
+
+    /// Asks the current leader to renew lease `id` (one attempt; the caller retries).
+    pub async fn forward_lease_renew(&self, id: i64) -> Result<Forwarded<i64>, NodeError> {
+        let Some((leader, node)) = self.leader_node() else {
+            return Err(NodeError::NoLeader);
+        };
+        if leader == self.member_id() {
+            return Ok(Forwarded::NotLeader);
+        }
+        match self.inner.peers.lease_renew(&node, id).await {
+            Ok(resp) => Ok(Forwarded::Answer(resp.ttl)),
+            Err(e) => forwarded_refusal(e),
+        }
+    }
+
+    /// Asks the current leader for a lease's time to live (one attempt; the caller retries).
+    pub async fn forward_lease_time_to_live(
+        &self,
+        req: LeaseTimeToLiveRequest,
+    ) -> Result<Forwarded<LeaseTimeToLiveResponse>, NodeError> {
+        let Some((leader, node)) = self.leader_node() else {
+            return Err(NodeError::NoLeader);
+        };
+        if leader == self.member_id() {
+            return Ok(Forwarded::NotLeader);
+        }
+        match self.inner.peers.lease_time_to_live(&node, req).await {
+            Ok(resp) => Ok(Forwarded::Answer(resp)),
+            Err(e) => forwarded_refusal(e),
         }
     }
 
@@ -387,6 +520,16 @@ impl Node {
     pub async fn shutdown(&self) {
         let _ = self.inner.raft.shutdown().await;
         let _ = self.inner.store.sync();
+    }
+}
+
+/// A forwarded lease call the leader refused.
+fn forwarded_refusal<T>(e: PeerError) -> Result<Forwarded<T>, NodeError> {
+    match e {
+        PeerError::Refused(tonic::Code::NotFound, _) => Ok(Forwarded::NotFound),
+        PeerError::Refused(tonic::Code::FailedPrecondition, _) => Ok(Forwarded::NotLeader),
+        PeerError::Refused(tonic::Code::DeadlineExceeded, _) => Err(NodeError::Timeout),
+        other => Err(forward_error(other)),
     }
 }
 

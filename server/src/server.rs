@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use synod_proto::etcdserverpb::cluster_server::ClusterServer;
 use synod_proto::etcdserverpb::kv_server::KvServer;
+use synod_proto::etcdserverpb::lease_server::LeaseServer;
 use synod_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use synod_proto::etcdserverpb::RangeRequest;
 use synod_proto::peerpb::peer_server::PeerServer;
@@ -20,8 +21,10 @@ use tokio::sync::watch;
 
 use crate::api::cluster::ClusterService;
 use crate::api::kv::KvService;
+use crate::api::lease::LeaseService;
 use crate::api::maintenance::MaintenanceService;
 use crate::api::Limits;
+use crate::lease::Lessor;
 use crate::node::{Node, NodeSettings, StartError};
 use crate::raft::network::MAX_PEER_MESSAGE;
 use crate::raft::peer_service::PeerService;
@@ -64,11 +67,15 @@ pub async fn run(
         client_listeners.push((tcp, l.tls));
     }
 
-    let node = Node::start(node_settings).await?;
+    // The lessor exists before the node: the node's state machine reports applied lease
+    // grants and revocations to it.
+    let lessor = Lessor::new(&node_settings);
+    let node = Node::start_with_observer(node_settings, Some(lessor.observer())).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    lessor.start(node.clone(), stop_rx.clone());
 
     let peer_app = tonic::service::Routes::new(
-        PeerServer::new(PeerService::new(node.raft().clone()))
+        PeerServer::new(PeerService::new(node.raft().clone(), lessor.duties()))
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(MAX_PEER_MESSAGE),
     )
@@ -78,7 +85,7 @@ pub async fn run(
         spawn_serve(tcp, tls, peer_app.clone(), stop_rx.clone());
     }
 
-    let client_app = client_router(&node, serve.limits);
+    let client_app = client_router(&node, &lessor, serve.limits);
     for (tcp, tls) in client_listeners {
         spawn_serve(tcp, tls, client_app.clone(), stop_rx.clone());
     }
@@ -124,9 +131,10 @@ fn spawn_serve(
 }
 
 /// The client port: etcd's gRPC services and, on the same port, the JSON gateway.
-fn client_router(node: &Node, limits: Limits) -> axum::Router {
+fn client_router(node: &Node, lessor: &Lessor, limits: Limits) -> axum::Router {
     let decode = limits.transport_decode_limit();
     let kv = KvService::new(node.clone(), limits);
+    let lease = LeaseService::new(node.clone(), lessor.clone(), limits);
     let maintenance = MaintenanceService::new(node.clone());
     let cluster = ClusterService::new(node.clone());
     let grpc =
@@ -134,7 +142,8 @@ fn client_router(node: &Node, limits: Limits) -> axum::Router {
             .add_service(
                 MaintenanceServer::new(maintenance.clone()).max_decoding_message_size(decode),
             )
-            .add_service(ClusterServer::new(cluster.clone()).max_decoding_message_size(decode));
+            .add_service(ClusterServer::new(cluster.clone()).max_decoding_message_size(decode))
+            .add_service(LeaseServer::new(lease.clone()).max_decoding_message_size(decode));
     let health_node = node.clone();
     let health: gateway::HealthCheck =
         Arc::new(move || -> BoxFuture<'static, Result<(), String>> {
@@ -146,7 +155,8 @@ fn client_router(node: &Node, limits: Limits) -> axum::Router {
     };
     gateway::client_router(
         grpc,
-        gateway::json_gateway_with_config(config, kv, maintenance, cluster, health),
+        gateway::json_gateway_with_config(config, kv, maintenance, cluster, health)
+            .merge(gateway::lease_routes(config, Arc::new(lease))),
     )
 }
 

@@ -20,9 +20,12 @@ pub enum MvccError {
     /// (gRPC `InvalidArgument`).
     #[error("key not found")]
     KeyNotFound,
-    /// A put attaches a lease that does not exist (gRPC `NotFound`).
+    /// A put attaches a lease that does not exist, or a revoke names one (gRPC `NotFound`).
     #[error("requested lease not found")]
     LeaseNotFound,
+    /// A lease grant names an id that is already granted (gRPC `FailedPrecondition`).
+    #[error("lease already exists")]
+    LeaseExists,
     /// The request is malformed in a way the API layer should have rejected
     /// (e.g. an `InternalRequest` without a request).
     #[error("invalid request: {0}")]
@@ -45,6 +48,7 @@ impl MvccError {
                 | MvccError::FutureRevision
                 | MvccError::KeyNotFound
                 | MvccError::LeaseNotFound
+                | MvccError::LeaseExists
                 | MvccError::InvalidRequest(_)
         )
     }

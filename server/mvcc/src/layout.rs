@@ -16,6 +16,7 @@
 //! | `kv_history`     | *escaped user key* ‖ *revision*      | *put record* or *tombstone*   |
 //! | `kv_revs`        | *revision*                           | kind byte ‖ user key          |
 //! | `kv_lease_keys`  | lease id (i64 BE) ‖ user key         | `()`                          |
+//! | `leases`         | lease id (i64 BE)                    | granted TTL in seconds (i64 BE) |
 //!
 //! * **`kv_latest`** holds exactly the live keys at the current revision with their full
 //!   record. Reads at the current revision (the overwhelmingly common case) touch only this
@@ -35,6 +36,13 @@
 //!   It drives compaction and watch catch-up (`ReadView::events_between`); the record itself
 //!   is found in `kv_latest` (if its mod revision matches) or in `kv_history`.
 //! * **`kv_lease_keys`** indexes live keys by attached lease, for lease revocation.
+//! * **`leases`** holds every granted lease (etcd's `lease` bucket): exactly the ids a put may
+//!   attach. A lease is added by a replicated grant and removed, together with its keys (one
+//!   revision), by a replicated revoke. Only the granted TTL is stored; deadlines are not state
+//!   (the embedding layer's leader keeps them in memory). Keys and values are exactly 8 bytes.
+//!   The table was added without a layout-version bump: it is purely additive, and a file
+//!   written before it existed gets an empty `leases` table when it is opened (such a file
+//!   cannot hold lease attachments, since no lease could be granted).
 //!
 //! ## Encodings
 //!
@@ -71,10 +79,12 @@
 //! ## Snapshots
 //!
 //! `MvccStore::snapshot_bytes` serialises every table above:
-//! magic `b"SYNODMVCC"` ‖ format `u32 BE` (=1) ‖ for each table in the order
-//! `meta, kv_latest, kv_keys, kv_history, kv_revs, kv_lease_keys`: table id `u8` ‖ entry count
-//! `u64 BE` ‖ entries (`key len u32 BE` ‖ key ‖ `value len u32 BE` ‖ value) ‖ finally a
-//! CRC-32 (IEEE) `u32 BE` of all preceding bytes.
+//! magic `b"SYNODMVCC"` ‖ format `u32 BE` (=2) ‖ for each table in the order
+//! `meta, kv_latest, kv_keys, kv_history, kv_revs, kv_lease_keys, leases` (table ids 0..=6):
+//! table id `u8` ‖ entry count `u64 BE` ‖ entries (`key len u32 BE` ‖ key ‖ `value len u32 BE`
+//! ‖ value) in key order ‖ finally a CRC-32 (IEEE) `u32 BE` of all preceding bytes.
+//! Format 1 is the same without the `leases` table; it is still accepted on restore (as a
+//! store with no leases).
 
 use redb::TableDefinition;
 
@@ -87,6 +97,7 @@ pub(crate) const KEYS: TableDefinition<&[u8], ()> = TableDefinition::new("kv_key
 pub(crate) const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv_history");
 pub(crate) const REVS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv_revs");
 pub(crate) const LEASE_KEYS: TableDefinition<&[u8], ()> = TableDefinition::new("kv_lease_keys");
+pub(crate) const LEASES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leases");
 
 /// Current layout version, stored under [`META_FORMAT`].
 pub(crate) const FORMAT_VERSION: u8 = 1;
@@ -217,6 +228,14 @@ pub(crate) fn lease_key(lease: i64, key: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&lease.to_be_bytes());
     out.extend_from_slice(key);
     out
+}
+
+/// Decodes one `leases` entry into (lease id, granted TTL).
+pub(crate) fn decode_lease_entry(key: &[u8], value: &[u8]) -> Result<(i64, i64), MvccError> {
+    if key.len() != 8 || value.len() != 8 {
+        return Err(MvccError::Corrupt("malformed leases entry".to_string()));
+    }
+    Ok((be_i64(key)?, be_i64(value)?))
 }
 
 /// A decoded put record (without the user key, which is the table key).

@@ -433,7 +433,9 @@ where
     pub fn keys_with_lease(&self, lease: i64) -> Result<Vec<Vec<u8>>, MvccError> {
         let lo = lease.to_be_bytes();
         let mut out = Vec::new();
-        let iter = match lease.checked_add(1) {
+        // The next 8-byte prefix in byte order (not `lease + 1`: a negative id's bytes sort
+        // above every positive id's).
+        let iter = match u64::from_be_bytes(lo).checked_add(1) {
             Some(next) => {
                 let hi = next.to_be_bytes();
                 self.lease_keys.range::<&[u8]>(&lo[..]..&hi[..])?

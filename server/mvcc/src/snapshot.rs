@@ -4,12 +4,15 @@ use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::error::MvccError;
 use crate::layout::{
-    be_i64, FORMAT_VERSION, HISTORY, KEYS, LATEST, LEASE_KEYS, META, META_COMPACT_REV,
-    META_CURRENT_REV, META_FORMAT, REVS,
+    be_i64, decode_lease_entry, FORMAT_VERSION, HISTORY, KEYS, LATEST, LEASES, LEASE_KEYS, META,
+    META_COMPACT_REV, META_CURRENT_REV, META_FORMAT, REVS,
 };
 
 const MAGIC: &[u8; 9] = b"SYNODMVCC";
-const SNAPSHOT_FORMAT: u32 = 1;
+/// The format written. Format 2 added the `leases` table.
+const SNAPSHOT_FORMAT: u32 = 2;
+/// The oldest format still restored (its tables are a prefix of format 2's).
+const OLDEST_SNAPSHOT_FORMAT: u32 = 1;
 
 /// Table ids in snapshot order.
 const T_META: u8 = 0;
@@ -18,13 +21,20 @@ const T_KEYS: u8 = 2;
 const T_HISTORY: u8 = 3;
 const T_REVS: u8 = 4;
 const T_LEASE_KEYS: u8 = 5;
-const TABLE_COUNT: usize = 6;
+const T_LEASES: u8 = 6;
+const TABLE_COUNT: usize = 7;
+/// Tables in a format-1 snapshot (everything but `leases`).
+const TABLE_COUNT_V1: usize = 6;
 
 type BytesDef = TableDefinition<'static, &'static [u8], &'static [u8]>;
 type SetDef = TableDefinition<'static, &'static [u8], ()>;
 
-const BYTES_TABLES: [(u8, BytesDef); 3] =
-    [(T_LATEST, LATEST), (T_HISTORY, HISTORY), (T_REVS, REVS)];
+const BYTES_TABLES: [(u8, BytesDef); 4] = [
+    (T_LATEST, LATEST),
+    (T_HISTORY, HISTORY),
+    (T_REVS, REVS),
+    (T_LEASES, LEASES),
+];
 const SET_TABLES: [(u8, SetDef); 2] = [(T_KEYS, KEYS), (T_LEASE_KEYS, LEASE_KEYS)];
 
 const fn crc_table() -> [u32; 256] {
@@ -163,11 +173,13 @@ pub(crate) fn parse_snapshot(data: &[u8]) -> Result<Parsed<'_>, MvccError> {
         pos: MAGIC.len(),
     };
     let format = r.u32()?;
-    if format != SNAPSHOT_FORMAT {
-        return Err(corrupt(&format!("unsupported format {format}")));
-    }
+    let table_count = match format {
+        SNAPSHOT_FORMAT => TABLE_COUNT,
+        OLDEST_SNAPSHOT_FORMAT => TABLE_COUNT_V1,
+        _ => return Err(corrupt(&format!("unsupported format {format}"))),
+    };
     let mut tables = Vec::with_capacity(TABLE_COUNT);
-    for id in 0..TABLE_COUNT as u8 {
+    for id in 0..table_count as u8 {
         if r.u8()? != id {
             return Err(corrupt("tables out of order"));
         }
@@ -190,6 +202,9 @@ pub(crate) fn parse_snapshot(data: &[u8]) -> Result<Parsed<'_>, MvccError> {
             if id == T_META && std::str::from_utf8(k).is_err() {
                 return Err(corrupt("meta name is not UTF-8"));
             }
+            if id == T_LEASES {
+                decode_lease_entry(k, v).map_err(|_| corrupt("malformed lease entry"))?;
+            }
             prev = Some(k);
             entries.push((k, v));
         }
@@ -198,6 +213,8 @@ pub(crate) fn parse_snapshot(data: &[u8]) -> Result<Parsed<'_>, MvccError> {
     if r.pos != body.len() {
         return Err(corrupt("trailing bytes"));
     }
+    // An older format lacks the later tables: restore them empty.
+    tables.resize_with(TABLE_COUNT, Vec::new);
     // The meta table must describe a store of this layout.
     let meta = &tables[T_META as usize];
     let find = |name: &str| {
@@ -255,6 +272,62 @@ mod tests {
     #[test]
     fn crc32_matches_the_standard_check_value() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    /// A minimal valid snapshot body: `tables[i]` entries for table id `i`.
+    fn build(format: u32, tables: &[Vec<(&[u8], &[u8])>]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&format.to_be_bytes());
+        for (id, entries) in tables.iter().enumerate() {
+            put_table_header(&mut out, id as u8, entries.len() as u64);
+            for (k, v) in entries {
+                put_entry(&mut out, k, v).unwrap();
+            }
+        }
+        let crc = crc32(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    fn meta_entries() -> Vec<(&'static [u8], &'static [u8])> {
+        // Sorted by name: mvcc/current_revision < mvcc/format.
+        vec![
+            (META_CURRENT_REV.as_bytes(), &[0, 0, 0, 0, 0, 0, 0, 1]),
+            (META_FORMAT.as_bytes(), &[FORMAT_VERSION]),
+        ]
+    }
+
+    #[test]
+    fn format_1_snapshots_restore_with_no_leases() {
+        let mut tables = vec![meta_entries()];
+        tables.resize_with(TABLE_COUNT_V1, Vec::new);
+        let data = build(1, &tables);
+        let parsed = parse_snapshot(&data).unwrap();
+        assert_eq!(parsed.tables.len(), TABLE_COUNT);
+        assert!(parsed.tables[T_LEASES as usize].is_empty());
+        // A format-1 snapshot with a seventh table is malformed.
+        tables.push(Vec::new());
+        assert!(parse_snapshot(&build(1, &tables)).is_err());
+    }
+
+    #[test]
+    fn format_2_snapshots_carry_leases_and_reject_malformed_ones() {
+        let id = 7i64.to_be_bytes();
+        let ttl = 30i64.to_be_bytes();
+        let mut tables = vec![meta_entries()];
+        tables.resize_with(TABLE_COUNT, Vec::new);
+        tables[T_LEASES as usize] = vec![(&id[..], &ttl[..])];
+        let data = build(2, &tables);
+        let parsed = parse_snapshot(&data).unwrap();
+        assert_eq!(parsed.tables[T_LEASES as usize], vec![(&id[..], &ttl[..])]);
+        // A lease entry whose TTL is not 8 bytes.
+        tables[T_LEASES as usize] = vec![(&id[..], &ttl[..4])];
+        assert!(parse_snapshot(&build(2, &tables)).is_err());
+        // Format 2 without the leases table.
+        tables.pop();
+        assert!(parse_snapshot(&build(2, &tables)).is_err());
+        // An unknown format.
+        assert!(parse_snapshot(&build(3, &[meta_entries()])).is_err());
     }
 
     #[test]

@@ -12,8 +12,8 @@ use synod_proto::mvccpb::{Event, KeyValue};
 
 use crate::error::MvccError;
 use crate::layout::{
-    be_i64, FORMAT_VERSION, HISTORY, KEYS, LATEST, LEASE_KEYS, META, META_COMPACT_REV,
-    META_CURRENT_REV, META_FORMAT, REVS,
+    be_i64, decode_lease_entry, FORMAT_VERSION, HISTORY, KEYS, LATEST, LEASES, LEASE_KEYS, META,
+    META_COMPACT_REV, META_CURRENT_REV, META_FORMAT, REVS,
 };
 use crate::read::{range, Tables};
 use crate::write::WriteBatch;
@@ -78,6 +78,8 @@ impl MvccStore {
             txn.open_table(HISTORY)?;
             txn.open_table(REVS)?;
             txn.open_table(LEASE_KEYS)?;
+            // Added after layout version 1 shipped; created here for older files.
+            txn.open_table(LEASES)?;
             let format = meta.get(META_FORMAT)?.map(|g| g.value().to_vec());
             match format.as_deref() {
                 None => {
@@ -208,6 +210,7 @@ type RoTables = Tables<
 pub struct ReadView {
     tables: RoTables,
     meta: ReadOnlyTable<&'static str, &'static [u8]>,
+    leases: ReadOnlyTable<&'static [u8], &'static [u8]>,
     current_rev: Revision,
     compact_rev: Option<Revision>,
     _txn: ReadTransaction,
@@ -232,6 +235,7 @@ impl ReadView {
         Ok(ReadView {
             tables,
             meta,
+            leases: txn.open_table(LEASES)?,
             current_rev,
             compact_rev,
             _txn: txn,
@@ -303,6 +307,26 @@ impl ReadView {
     /// Live keys attached to `lease`, in key order.
     pub fn keys_with_lease(&self, lease: i64) -> Result<Vec<Vec<u8>>, MvccError> {
         self.tables.keys_with_lease(lease)
+    }
+
+    /// The granted TTL (seconds) of lease `id`, if it is granted.
+    pub fn lease(&self, id: i64) -> Result<Option<i64>, MvccError> {
+        match self.leases.get(id.to_be_bytes().as_slice())? {
+            Some(g) => Ok(Some(decode_lease_entry(&id.to_be_bytes(), g.value())?.1)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every granted lease as `(id, granted TTL)`, in id order.
+    pub fn leases(&self) -> Result<Vec<(i64, i64)>, MvccError> {
+        let mut out = Vec::new();
+        for entry in self.leases.iter()? {
+            let (k, v) = entry?;
+            out.push(decode_lease_entry(k.value(), v.value())?);
+        }
+        // Big-endian bytes order negative ids after positive ones.
+        out.sort_unstable();
+        Ok(out)
     }
 
     /// Entry counts of the tables (O(1); for metrics and tests).

@@ -1,10 +1,12 @@
 //! [`WriteBatch`]: applying replicated write requests inside one redb write transaction.
 
 use redb::{Durability, ReadableTable, Table, WriteTransaction};
+use std::collections::HashSet;
+
 use synod_proto::etcdserverpb::{
     request_op, response_op, CompactionRequest, CompactionResponse, DeleteRangeRequest,
-    DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
-    ResponseOp, TxnRequest, TxnResponse,
+    DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use synod_proto::mvccpb::{event::EventType, Event, KeyValue};
 use synod_proto::peerpb::{internal_request, internal_response, InternalRequest, InternalResponse};
@@ -13,7 +15,8 @@ use crate::error::MvccError;
 use crate::layout::{
     decode_record, decode_rev_entry, encode_record, encode_rev_entry, escaped_key, history_key,
     lease_key, split_history_key, RecordHeader, Rev, HISTORY, KEYS, KIND_PUT, KIND_TOMBSTONE,
-    LATEST, LEASE_KEYS, META, META_COMPACT_REV, META_CURRENT_REV, RESERVED_META_PREFIX, REVS,
+    LATEST, LEASES, LEASE_KEYS, META, META_COMPACT_REV, META_CURRENT_REV, RESERVED_META_PREFIX,
+    REVS,
 };
 use crate::read::{header, range, record_to_kv, KeyRange, PreState, Tables};
 use crate::store::read_meta_revisions;
@@ -145,7 +148,11 @@ impl WriteBatch {
     }
 
     /// Applies one replicated write request with etcd 3.4 semantics. `lease_exists` answers
-    /// whether a lease id is currently granted (the lessor lives outside this crate).
+    /// whether a lease id a put attaches is granted; [`WriteBatch::apply_with_lease_table`]
+    /// answers it from this store's `leases` table (what a replicated state machine wants).
+    ///
+    /// Lease grants and revocations ([`WriteBatch::grant_lease`], [`WriteBatch::revoke_lease`])
+    /// always use the `leases` table.
     pub fn apply(
         &mut self,
         req: &InternalRequest,
@@ -157,6 +164,30 @@ impl WriteBatch {
                 "InternalRequest carries no request".into(),
             ));
         };
+        match request {
+            internal_request::Request::LeaseGrant(g) => {
+                self.grant_lease(g.id, g.ttl)?;
+                let resp = LeaseGrantResponse {
+                    header: header(self.current_rev),
+                    id: g.id,
+                    ttl: g.ttl,
+                    error: String::new(),
+                };
+                return Ok(InternalResponse {
+                    response: Some(internal_response::Response::LeaseGrant(resp)),
+                });
+            }
+            internal_request::Request::LeaseRevoke(r) => {
+                let (_, rev) = self.revoke_lease(r.id)?;
+                let resp = LeaseRevokeResponse {
+                    header: header(rev),
+                };
+                return Ok(InternalResponse {
+                    response: Some(internal_response::Response::LeaseRevoke(resp)),
+                });
+            }
+            _ => {}
+        }
         let mut ctx = ReqCtx::new(self.current_rev);
         let first_rev = self.first_rev();
         let mut new_compact = None;
@@ -224,8 +255,76 @@ impl WriteBatch {
         }
     }
 
+    /// [`WriteBatch::apply`] with every attached lease checked against the `leases` table
+    /// (as of this batch, so a grant earlier in the batch counts).
+    pub fn apply_with_lease_table(
+        &mut self,
+        req: &InternalRequest,
+    ) -> Result<InternalResponse, MvccError> {
+        let mut wanted = Vec::new();
+        attached_leases(req, &mut wanted);
+        let mut granted = HashSet::new();
+        for id in wanted {
+            if self.lease_exists(id)? {
+                granted.insert(id);
+            }
+        }
+        self.apply(req, &|id| granted.contains(&id))
+    }
+
+    /// Whether lease `id` is granted, as of this batch.
+    pub fn lease_exists(&self, id: i64) -> Result<bool, MvccError> {
+        self.check_usable()?;
+        let leases = self.txn.open_table(LEASES)?;
+        let found = leases.get(id.to_be_bytes().as_slice())?.is_some();
+        Ok(found)
+    }
+
+    /// Grants lease `id` with `ttl` seconds (etcd `lessor.Grant`, minus the deadline, which is
+    /// not replicated state). Does not change the store revision. Id 0 (etcd's `NoLease`) is
+    /// refused with [`MvccError::LeaseNotFound`], like etcd; a granted id with
+    /// [`MvccError::LeaseExists`].
+    pub fn grant_lease(&mut self, id: i64, ttl: i64) -> Result<(), MvccError> {
+        self.check_usable()?;
+        if id == 0 {
+            return Err(MvccError::LeaseNotFound);
+        }
+        let result = (|| -> Result<(), MvccError> {
+            let mut leases = self.txn.open_table(LEASES)?;
+            let key = id.to_be_bytes();
+            if leases.get(key.as_slice())?.is_some() {
+                return Err(MvccError::LeaseExists);
+            }
+            leases.insert(key.as_slice(), ttl.to_be_bytes().as_slice())?;
+            Ok(())
+        })();
+        self.finish(ReqCtx::new(self.current_rev), result, None)
+    }
+
+    /// Revokes lease `id` (etcd `lessor.Revoke`): deletes every attached key in key order in
+    /// ONE revision (none if no key is attached) and removes the lease. Returns the number of
+    /// keys deleted and the resulting store revision. Unknown id: [`MvccError::LeaseNotFound`].
+    pub fn revoke_lease(&mut self, id: i64) -> Result<(i64, Revision), MvccError> {
+        if !self.lease_exists(id)? {
+            return Err(MvccError::LeaseNotFound);
+        }
+        let (deleted, rev) = self.revoke_lease_keys(id)?;
+        let result = (|| -> Result<(), MvccError> {
+            let mut leases = self.txn.open_table(LEASES)?;
+            leases.remove(id.to_be_bytes().as_slice())?;
+            Ok(())
+        })();
+        // A failure here leaves the keys deleted but the lease granted: poison the batch.
+        if let Err(e) = result {
+            self.poisoned = Some(e.to_string());
+            return Err(e);
+        }
+        Ok((deleted, rev))
+    }
+
     /// Deletes every key attached to `lease` (in key order, one revision, like etcd's lease
     /// revocation). Returns the number of keys deleted and the resulting store revision.
+    /// Leaves the `leases` table alone (see [`WriteBatch::revoke_lease`]).
     pub fn revoke_lease_keys(&mut self, lease: i64) -> Result<(i64, Revision), MvccError> {
         self.check_usable()?;
         let mut ctx = ReqCtx::new(self.current_rev);
@@ -310,6 +409,24 @@ impl WriteBatch {
         })?;
         self.txn.commit()?;
         Ok(())
+    }
+}
+
+/// Every non-zero lease a put in `req` attaches (both branches of every txn).
+fn attached_leases(req: &InternalRequest, out: &mut Vec<i64>) {
+    fn walk_txn(t: &TxnRequest, out: &mut Vec<i64>) {
+        for op in t.success.iter().chain(t.failure.iter()) {
+            match &op.request {
+                Some(request_op::Request::RequestPut(p)) if p.lease != 0 => out.push(p.lease),
+                Some(request_op::Request::RequestTxn(inner)) => walk_txn(inner, out),
+                _ => {}
+            }
+        }
+    }
+    match &req.request {
+        Some(internal_request::Request::Put(p)) if p.lease != 0 => out.push(p.lease),
+        Some(internal_request::Request::Txn(t)) => walk_txn(t, out),
+        _ => {}
     }
 }
 

@@ -29,6 +29,21 @@ pub enum RequestError {
     InvalidSortOption,
 }
 
+/// A lease request refused before it reaches Raft (etcd's lessor checks, made up front).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseRequestError {
+    #[error("etcdserver: too large lease TTL")]
+    TtlTooLarge,
+}
+
+impl From<LeaseRequestError> for Status {
+    fn from(e: LeaseRequestError) -> Status {
+        match e {
+            LeaseRequestError::TtlTooLarge => Status::out_of_range(e.to_string()),
+        }
+    }
+}
+
 impl From<RequestError> for Status {
     fn from(e: RequestError) -> Status {
         Status::new(Code::InvalidArgument, e.to_string())
@@ -59,6 +74,7 @@ fn rejected(kind: RejectKind, msg: &str) -> Status {
         }
         RejectKind::KeyNotFound => Status::invalid_argument("etcdserver: key not found"),
         RejectKind::LeaseNotFound => Status::not_found("etcdserver: requested lease not found"),
+        RejectKind::LeaseExists => Status::failed_precondition("etcdserver: lease already exists"),
         RejectKind::Invalid => Status::invalid_argument(format!("etcdserver: {msg}")),
     }
 }
@@ -71,6 +87,7 @@ pub fn mvcc_status(e: synod_mvcc::MvccError) -> Status {
         MvccError::FutureRevision => rejected(RejectKind::FutureRevision, ""),
         MvccError::KeyNotFound => rejected(RejectKind::KeyNotFound, ""),
         MvccError::LeaseNotFound => rejected(RejectKind::LeaseNotFound, ""),
+        MvccError::LeaseExists => rejected(RejectKind::LeaseExists, ""),
         other => Status::unknown(other.to_string()),
     }
 }

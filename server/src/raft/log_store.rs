@@ -88,6 +88,8 @@ struct Tail {
 struct Shared {
     db: Arc<Database>,
     tail: Mutex<Tail>,
+    /// The latest `committed` log id, written with the next group commit.
+    pending_committed: Mutex<Option<Vec<u8>>>,
 }
 
 impl Shared {
@@ -160,6 +162,7 @@ impl LogStore {
         let shared = Arc::new(Shared {
             db,
             tail: Mutex::new(tail),
+            pending_committed: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel();
         let writer = shared.clone();
@@ -199,16 +202,24 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Op>) {
                 Err(_) => break,
             }
         }
-        let result = write_group(&shared.db, &group);
+        let committed = shared
+            .pending_committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let result = write_group(&shared.db, &group, committed.as_deref());
         finish_group(&shared, group, result);
     }
 }
 
-fn write_group(db: &Database, group: &[Op]) -> io::Result<()> {
+fn write_group(db: &Database, group: &[Op], committed: Option<&[u8]>) -> io::Result<()> {
     let w = db.begin_write().map_err(io_err)?;
     {
         let mut entries = w.open_table(ENTRIES).map_err(io_err)?;
         let mut meta = w.open_table(META).map_err(io_err)?;
+        if let Some(c) = committed {
+            meta.insert("committed", c).map_err(io_err)?;
+        }
         for op in group {
             match op {
                 Op::Append { entries: list, .. } => {
@@ -388,14 +399,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        // Not waited for: a lost `committed` only means re-deriving it from the quorum.
+        // Never worth an fsync of its own: it rides along with the next group commit. A lost
+        // `committed` only means openraft re-learns it from the quorum after a restart.
         let value = encode(&committed)?;
         self.committed = committed;
-        self.send(Op::Meta {
-            key: "committed",
-            value,
-            done: None,
-        })
+        *self
+            .shared
+            .pending_committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(value);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {

@@ -1,12 +1,13 @@
 //! Consensus: Synod's openraft type configuration and the storage/network adapters.
 //!
-//! Every write (Put, DeleteRange, Txn, Compact, member publication) becomes one openraft log
-//! entry carrying a [`Command`]; the state machine answers it with an [`Applied`]. This module
-//! owns the Raft-facing types only: it never interprets a command (that is `synod_mvcc`'s job)
-//! and never speaks gRPC to clients (that is `api`'s job).
+//! Every write (Put, DeleteRange, Txn, Compact, LeaseGrant, LeaseRevoke, member publication)
+//! becomes one openraft log entry carrying a [`Command`]; the state machine answers it with an
+//! [`Applied`]. This module owns the Raft-facing types only: it never interprets a command
+//! (that is `synod_mvcc`'s job) and never speaks gRPC to clients (that is `api`'s job).
 
 pub mod log_store;
 pub mod network;
+pub mod observer;
 pub mod peer_service;
 pub mod state_machine;
 
@@ -48,6 +49,8 @@ impl fmt::Display for Command {
             Some(Request::Txn(_)) => "txn",
             Some(Request::Compaction(_)) => "compaction",
             Some(Request::Publish(_)) => "publish",
+            Some(Request::LeaseGrant(_)) => "lease_grant",
+            Some(Request::LeaseRevoke(_)) => "lease_revoke",
             None => "empty",
         };
         f.write_str(kind)
@@ -77,6 +80,8 @@ pub enum RejectKind {
     KeyNotFound,
     LeaseNotFound,
     Invalid,
+    /// Appended last: the variant index is on the peer wire (postcard) and must not move.
+    LeaseExists,
 }
 
 /// The state machine's answer to one [`Command`].

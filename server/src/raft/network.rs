@@ -4,7 +4,9 @@
 //! postcard-encoded openraft messages: openraft's types already carry serde derives, and one
 //! opaque payload keeps the peer protocol stable while openraft's message shapes evolve.
 //! The same channels carry forwarded client writes and read-index requests
-//! ([`PeerClients::forward`], [`PeerClients::read_index`]).
+//! ([`PeerClients::forward`], [`PeerClients::read_index`]) and a follower's lease calls that
+//! only the leader can answer ([`PeerClients::lease_renew`], [`PeerClients::lease_time_to_live`],
+//! typed etcd messages rather than postcard payloads).
 //!
 //! This module never decides anything: it only moves bytes between members.
 
@@ -17,6 +19,9 @@ use openraft::errors::{NetworkError, ReplicationClosed, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::{AnyError, OptionalSend};
 use serde::{de::DeserializeOwned, Serialize};
+use synod_proto::etcdserverpb::{
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
 use synod_proto::peerpb::peer_client::PeerClient;
 use synod_proto::peerpb::RaftPayload;
 use tonic::transport::{Channel, Endpoint};
@@ -44,6 +49,9 @@ pub enum PeerError {
     /// The remote side reported an error (text from the remote).
     #[error("{0}")]
     Remote(String),
+    /// A typed peer call was refused by the remote with this gRPC status.
+    #[error("peer refused: {1}")]
+    Refused(tonic::Code, String),
 }
 
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, PeerError> {
@@ -143,6 +151,45 @@ impl PeerClients {
     pub async fn read_index(&self, leader: &MemberNode) -> Result<u64, PeerError> {
         self.call(leader, &(), |mut c, p| async move { c.read_index(p).await })
             .await
+    }
+
+    /// Asks `leader` to renew a lease (a keep-alive that reached a follower).
+    pub async fn lease_renew(
+        &self,
+        leader: &MemberNode,
+        id: i64,
+    ) -> Result<LeaseKeepAliveResponse, PeerError> {
+        let mut client = self.client(leader)?;
+        let resp = client
+            .lease_renew(LeaseKeepAliveRequest { id })
+            .await
+            .map_err(|s| refused(leader, s))?;
+        Ok(resp.into_inner())
+    }
+
+    /// Asks `leader` for a lease's remaining time to live (only the leader keeps deadlines).
+    pub async fn lease_time_to_live(
+        &self,
+        leader: &MemberNode,
+        req: LeaseTimeToLiveRequest,
+    ) -> Result<LeaseTimeToLiveResponse, PeerError> {
+        let mut client = self.client(leader)?;
+        let resp = client
+            .lease_time_to_live(req)
+            .await
+            .map_err(|s| refused(leader, s))?;
+        Ok(resp.into_inner())
+    }
+}
+
+/// A typed peer call's failure: transport trouble is `Unreachable`, anything else the remote's
+/// status.
+fn refused(node: &MemberNode, s: tonic::Status) -> PeerError {
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown => {
+            PeerError::Unreachable(node.name.clone(), s.message().to_string())
+        }
+        code => PeerError::Refused(code, s.message().to_string()),
     }
 }
 

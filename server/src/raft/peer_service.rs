@@ -2,9 +2,16 @@
 //!
 //! Decodes each postcard payload, hands it to the local openraft instance and encodes the answer
 //! as `Result<T, String>`. It must never touch the store directly: everything goes through Raft.
+//! What only the leader's upper layers can do for a follower (pick a lease id for a forwarded
+//! grant, renew a lease, report its time to live) is delegated to [`LeaderDuties`].
+
+use std::sync::Arc;
 
 use openraft::raft::ReadPolicy;
 use serde::Serialize;
+use synod_proto::etcdserverpb::{
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
 use synod_proto::peerpb::peer_server::Peer;
 use synod_proto::peerpb::RaftPayload;
 use tonic::{Request, Response, Status};
@@ -13,13 +20,34 @@ use super::network::{decode, encode, SnapshotTransfer};
 use super::typ::{AppendEntriesRequest, Snapshot, VoteRequest};
 use super::{Command, Raft};
 
+/// Work a follower asks of the leader that lives above Raft (implemented by the lessor).
+///
+/// Errors are the statuses the follower sees: `NotFound` for an unknown lease,
+/// `FailedPrecondition` when this member is not (or not yet) the leader.
+#[tonic::async_trait]
+pub trait LeaderDuties: Send + Sync + 'static {
+    /// Completes a forwarded command the way the leader must before proposing it (a lease
+    /// grant without an id gets one).
+    fn prepare(&self, cmd: Command) -> Result<Command, Status>;
+
+    /// Renews lease `id`; answers its granted TTL.
+    async fn lease_renew(&self, id: i64) -> Result<i64, Status>;
+
+    /// The lease's remaining and granted TTL (and keys if asked), without a header.
+    async fn lease_time_to_live(
+        &self,
+        req: LeaseTimeToLiveRequest,
+    ) -> Result<LeaseTimeToLiveResponse, Status>;
+}
+
 pub struct PeerService {
     raft: Raft,
+    duties: Arc<dyn LeaderDuties>,
 }
 
 impl PeerService {
-    pub fn new(raft: Raft) -> Self {
-        PeerService { raft }
+    pub fn new(raft: Raft, duties: Arc<dyn LeaderDuties>) -> Self {
+        PeerService { raft, duties }
     }
 }
 
@@ -64,6 +92,7 @@ impl Peer for PeerService {
 
     async fn forward(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let cmd: Command = payload(req)?;
+        let cmd = self.duties.prepare(cmd)?;
         reply(self.raft.client_write(cmd).await.map(|r| r.data))
     }
 
@@ -75,5 +104,26 @@ impl Peer for PeerService {
                 .await
                 .map(|(read, _)| read.index()),
         )
+    }
+
+    async fn lease_renew(
+        &self,
+        req: Request<LeaseKeepAliveRequest>,
+    ) -> Result<Response<LeaseKeepAliveResponse>, Status> {
+        let id = req.into_inner().id;
+        let ttl = self.duties.lease_renew(id).await?;
+        Ok(Response::new(LeaseKeepAliveResponse {
+            header: None,
+            id,
+            ttl,
+        }))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        req: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let resp = self.duties.lease_time_to_live(req.into_inner()).await?;
+        Ok(Response::new(resp))
     }
 }

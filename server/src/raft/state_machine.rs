@@ -8,7 +8,9 @@
 //! purged past what the store holds durably.
 //!
 //! Responses are sent only after the batch commits, so a client that hears back and then reads
-//! sees its own write. This module never interprets etcd requests itself (`synod_mvcc` does) and
+//! sees its own write. Lease grants and revocations of a committed batch are reported to the
+//! [`ApplyObserver`] (the lessor) before any response is sent; puts attaching a lease are checked
+//! against the store's `leases` table. This module never interprets etcd requests itself (`synod_mvcc` does) and
 //! knows nothing of gRPC.
 
 use std::io;
@@ -23,11 +25,12 @@ use prost::Message;
 use synod_mvcc::{MvccError, MvccStore};
 use synod_proto::peerpb::{internal_request::Request, InternalResponse, MemberAttributes};
 
+use super::observer::{ApplyObserver, LeaseChange};
 use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::{Applied, RejectKind, SnapshotData, TypeConfig};
 
 /// The longest a committed batch stays non-durable in the store.
-const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 
 const META_APPLIED: &str = "raft/applied";
 const META_MEMBERSHIP: &str = "raft/membership";
@@ -53,6 +56,7 @@ fn reject(e: MvccError) -> io::Result<Applied> {
         MvccError::FutureRevision => RejectKind::FutureRevision,
         MvccError::KeyNotFound => RejectKind::KeyNotFound,
         MvccError::LeaseNotFound => RejectKind::LeaseNotFound,
+        MvccError::LeaseExists => RejectKind::LeaseExists,
         MvccError::Storage(_) | MvccError::Corrupt(_) => return Err(io_err(e)),
         #[allow(unreachable_patterns)]
         other => return Ok(Applied::Rejected(RejectKind::Invalid, other.to_string())),
@@ -70,6 +74,7 @@ struct Shared {
 pub struct StateMachine {
     store: MvccStore,
     shared: Arc<Shared>,
+    observer: Option<Arc<dyn ApplyObserver>>,
 }
 
 impl StateMachine {
@@ -80,7 +85,14 @@ impl StateMachine {
                 current: Mutex::new(None),
                 last_sync: Mutex::new(Instant::now()),
             }),
+            observer: None,
         }
+    }
+
+    /// Reports applied lease changes and snapshot installs to `observer`.
+    pub fn with_observer(mut self, observer: Option<Arc<dyn ApplyObserver>>) -> Self {
+        self.observer = observer;
+        self
     }
 
     fn due_for_sync(&self) -> bool {
@@ -167,6 +179,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut batch = self.store.write().map_err(io_err)?;
         let mut replies = Vec::new();
+        let mut lease_changes = Vec::new();
         let mut last = None;
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id();
@@ -187,8 +200,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             .map_err(io_err)?;
                         Applied::done(&InternalResponse::default())
                     }
-                    _ => match batch.apply(&cmd.0, &|_lease| false) {
-                        Ok(resp) => Applied::done(&resp),
+                    request => match batch.apply_with_lease_table(&cmd.0) {
+                        Ok(resp) => {
+                            match request {
+                                Some(Request::LeaseGrant(g)) => {
+                                    lease_changes.push(LeaseChange::Granted {
+                                        id: g.id,
+                                        ttl: g.ttl,
+                                    })
+                                }
+                                Some(Request::LeaseRevoke(r)) => {
+                                    lease_changes.push(LeaseChange::Revoked { id: r.id })
+                                }
+                                _ => {}
+                            }
+                            Applied::done(&resp)
+                        }
                         Err(e) => reject(e)?,
                     },
                 },
@@ -205,6 +232,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .set_meta(META_APPLIED, &encode(&last)?)
             .map_err(io_err)?;
         batch.commit(self.due_for_sync()).map_err(io_err)?;
+        if let (Some(observer), false) = (&self.observer, lease_changes.is_empty()) {
+            observer.leases_changed(&lease_changes);
+        }
         for (r, answer) in replies {
             r.send(answer);
         }
@@ -230,6 +260,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .set_meta(META_MEMBERSHIP, &encode(&meta.last_membership)?)
             .map_err(io_err)?;
         batch.commit(true).map_err(io_err)?;
+        if let Some(observer) = &self.observer {
+            observer.restored();
+        }
         *self
             .shared
             .current

@@ -10,10 +10,11 @@
 //! traits (or the health closure); and it must never set a router fallback (the merged
 //! client router has exactly one, see [`client_router`]).
 //!
-//! Adding a service (lease, auth, election, lock): write a `*_routes` function like
+//! Adding a service (auth, election, lock): write a `*_routes` function like
 //! [`kv_routes`] — one [`unary_route`] line per RPC — and merge it in
-//! [`json_gateway_with_config`]. Streaming RPCs (watch, lease keep-alive) need their own
-//! handlers (grpc-gateway streams newline-delimited `{"result":…}` objects).
+//! [`json_gateway_with_config`] (or, like [`lease_routes`], in the server's router).
+//! Streaming RPCs (watch, lease keep-alive) need their own handlers (grpc-gateway streams
+//! newline-delimited `{"result":…}` objects); `/v3/lease/keepalive` is not served yet.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use synod_proto::etcdserverpb::cluster_server::Cluster;
 use synod_proto::etcdserverpb::kv_server::Kv;
+use synod_proto::etcdserverpb::lease_server::Lease;
 use synod_proto::etcdserverpb::maintenance_server::Maintenance;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::{Code, Status};
@@ -143,6 +145,36 @@ pub fn kv_routes<K: Kv>(c: GatewayConfig, kv: Arc<K>) -> Router {
     unary_route(r, c, "/kv/compaction", kv, |s, q| async move {
         s.compact(q).await
     })
+}
+
+/// The unary lease RPCs, at etcd 3.4's paths: `/v3/lease/{grant,revoke,timetolive,leases}`
+/// and the `/v3/kv/lease/{revoke,timetolive,leases}` aliases.
+pub fn lease_routes<L: Lease>(c: GatewayConfig, lease: Arc<L>) -> Router {
+    let r = Router::new();
+    let r = unary_route(r, c, "/lease/grant", lease.clone(), |s, q| async move {
+        s.lease_grant(q).await
+    });
+    let r = ["/lease/revoke", "/kv/lease/revoke"]
+        .into_iter()
+        .fold(r, |r, path| {
+            unary_route(r, c, path, lease.clone(), |s, q| async move {
+                s.lease_revoke(q).await
+            })
+        });
+    let r = ["/lease/timetolive", "/kv/lease/timetolive"]
+        .into_iter()
+        .fold(r, |r, path| {
+            unary_route(r, c, path, lease.clone(), |s, q| async move {
+                s.lease_time_to_live(q).await
+            })
+        });
+    ["/lease/leases", "/kv/lease/leases"]
+        .into_iter()
+        .fold(r, |r, path| {
+            unary_route(r, c, path, lease.clone(), |s, q| async move {
+                s.lease_leases(q).await
+            })
+        })
 }
 
 /// `/v3/maintenance/status`.

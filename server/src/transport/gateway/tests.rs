@@ -395,3 +395,110 @@ fn metadata_forwarding() {
         forward_metadata(&headers, None, None, &mut MetadataMap::new()).expect_err("bad base64");
     assert_eq!(err.code(), Code::InvalidArgument);
 }
+
+/// Answers every lease RPC from its request alone, so routes and JSON can be checked.
+#[derive(Clone)]
+struct EchoLease;
+
+#[tonic::async_trait]
+impl synod_proto::etcdserverpb::lease_server::Lease for EchoLease {
+    async fn lease_grant(
+        &self,
+        req: tonic::Request<pb::LeaseGrantRequest>,
+    ) -> Result<tonic::Response<pb::LeaseGrantResponse>, Status> {
+        let r = req.into_inner();
+        Ok(tonic::Response::new(pb::LeaseGrantResponse {
+            id: r.id,
+            ttl: r.ttl,
+            ..Default::default()
+        }))
+    }
+
+    async fn lease_revoke(
+        &self,
+        req: tonic::Request<pb::LeaseRevokeRequest>,
+    ) -> Result<tonic::Response<pb::LeaseRevokeResponse>, Status> {
+        if req.into_inner().id == 0 {
+            return Err(Status::not_found("etcdserver: requested lease not found"));
+        }
+        Ok(tonic::Response::new(pb::LeaseRevokeResponse::default()))
+    }
+
+    type LeaseKeepAliveStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send>,
+    >;
+
+    async fn lease_keep_alive(
+        &self,
+        _: tonic::Request<tonic::Streaming<pb::LeaseKeepAliveRequest>>,
+    ) -> Result<tonic::Response<Self::LeaseKeepAliveStream>, Status> {
+        Err(Status::unimplemented("keep-alive"))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        req: tonic::Request<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<tonic::Response<pb::LeaseTimeToLiveResponse>, Status> {
+        let r = req.into_inner();
+        Ok(tonic::Response::new(pb::LeaseTimeToLiveResponse {
+            id: r.id,
+            ttl: 7,
+            granted_ttl: 9,
+            keys: if r.keys { vec![b"k".to_vec()] } else { vec![] },
+            ..Default::default()
+        }))
+    }
+
+    async fn lease_leases(
+        &self,
+        _: tonic::Request<pb::LeaseLeasesRequest>,
+    ) -> Result<tonic::Response<pb::LeaseLeasesResponse>, Status> {
+        Ok(tonic::Response::new(pb::LeaseLeasesResponse {
+            header: None,
+            leases: vec![pb::LeaseStatus { id: 5 }],
+        }))
+    }
+}
+
+#[tokio::test]
+async fn lease_routes_serve_etcds_paths_and_field_names() {
+    let app = lease_routes(GatewayConfig::default(), Arc::new(EchoLease));
+    for prefix in API_PREFIXES {
+        let cases = [
+            (
+                "/lease/grant",
+                r#"{"TTL":30,"ID":12}"#,
+                r#"{"ID":"12","TTL":"30"}"#,
+            ),
+            ("/lease/revoke", r#"{"ID":12}"#, "{}"),
+            ("/kv/lease/revoke", r#"{"ID":12}"#, "{}"),
+            (
+                "/lease/timetolive",
+                r#"{"ID":"12","keys":true}"#,
+                r#"{"ID":"12","TTL":"7","grantedTTL":"9","keys":["aw=="]}"#,
+            ),
+            (
+                "/kv/lease/timetolive",
+                r#"{"ID":12}"#,
+                r#"{"ID":"12","TTL":"7","grantedTTL":"9"}"#,
+            ),
+            ("/lease/leases", "", r#"{"leases":[{"ID":"5"}]}"#),
+            ("/kv/lease/leases", "{}", r#"{"leases":[{"ID":"5"}]}"#),
+        ];
+        for (path, body, want) in cases {
+            let path = format!("{prefix}{path}");
+            let (status, _, got) = call(&app, Method::POST, &path, body).await;
+            assert_eq!((status, got.as_str()), (StatusCode::OK, want), "{path}");
+        }
+    }
+    let (status, _, body) = call(&app, Method::POST, "/v3/lease/revoke", "{}").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::NOT_FOUND,
+            r#"{"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5}"#
+        )
+    );
+    let (status, _, _) = call(&app, Method::GET, "/v3/lease/grant", "").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
