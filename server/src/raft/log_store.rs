@@ -23,6 +23,7 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
 
 use openraft::entry::RaftEntry;
 use openraft::storage::{RaftLogReader, RaftLogStorage};
@@ -40,6 +41,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 const CACHE_KEEP: usize = 8192;
 /// The most queued operations one group commit takes.
 const MAX_GROUP: usize = 4096;
+/// How often the writer saves openraft's `committed` hint.
+const COMMITTED_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1000);
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
@@ -194,6 +197,7 @@ impl LogStore {
 }
 
 fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Op>) {
+    let mut committed_saved = Instant::now();
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -202,11 +206,14 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Op>) {
                 Err(_) => break,
             }
         }
-        let committed = shared
-            .pending_committed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        // `committed` is a hint for faster recovery; writing it with every group would rewrite
+        // the meta table's pages on every commit, so it is saved at most every interval.
+        let committed = if committed_saved.elapsed() >= COMMITTED_SAVE_INTERVAL {
+            committed_saved = Instant::now();
+            shared.pending_committed.lock().unwrap_or_else(|p| p.into_inner()).take()
+        } else {
+            None
+        };
         let result = write_group(&shared.db, &group, committed.as_deref());
         finish_group(&shared, group, result);
     }
@@ -216,8 +223,12 @@ fn write_group(db: &Database, group: &[Op], committed: Option<&[u8]>) -> io::Res
     let w = db.begin_write().map_err(io_err)?;
     {
         let mut entries = w.open_table(ENTRIES).map_err(io_err)?;
-        let mut meta = w.open_table(META).map_err(io_err)?;
-        if let Some(c) = committed {
+        // Opened only when something in the group needs it: an untouched table costs nothing
+        // at commit, a touched one rewrites its pages.
+        let needs_meta =
+            committed.is_some() || group.iter().any(|op| matches!(op, Op::Purge { .. } | Op::Meta { .. }));
+        let mut meta = if needs_meta { Some(w.open_table(META).map_err(io_err)?) } else { None };
+        if let (Some(c), Some(meta)) = (committed, meta.as_mut()) {
             meta.insert("committed", c).map_err(io_err)?;
         }
         for op in group {
@@ -235,11 +246,14 @@ fn write_group(db: &Database, group: &[Op], committed: Option<&[u8]>) -> io::Res
                     entries
                         .retain_in(..=upto.index(), |_, _| false)
                         .map_err(io_err)?;
-                    meta.insert("last_purged", encode(upto)?.as_slice())
-                        .map_err(io_err)?;
+                    if let Some(meta) = meta.as_mut() {
+                        meta.insert("last_purged", encode(upto)?.as_slice()).map_err(io_err)?;
+                    }
                 }
                 Op::Meta { key, value, .. } => {
-                    meta.insert(*key, value.as_slice()).map_err(io_err)?;
+                    if let Some(meta) = meta.as_mut() {
+                        meta.insert(*key, value.as_slice()).map_err(io_err)?;
+                    }
                 }
             }
         }
