@@ -71,6 +71,25 @@ async fn write_load(client: Client, stop: Arc<AtomicBool>, tag: &str) -> Outcome
     total
 }
 
+/// Waits (bounded by [`LOAD_TIME_LIMIT`]) until at least `n` writes of the load are stored.
+async fn wait_for_stored_keys(endpoints: &[String], n: i64) {
+    let mut c = client_for(endpoints).await;
+    let deadline = Instant::now() + LOAD_TIME_LIMIT;
+    loop {
+        let count = c
+            .get(
+                "w/",
+                Some(GetOptions::new().with_prefix().with_count_only()),
+            )
+            .await
+            .map(|r| r.count());
+        if matches!(count, Ok(c) if c >= n) || Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Reads every `w/` key from one member's own store, after a read barrier (a linearizable read
 /// on a follower is served from its local store once it has applied the leader's commit index).
 async fn stored_keys(endpoint: &str) -> Vec<(String, String, i64)> {
@@ -126,23 +145,7 @@ fn acknowledged_writes_survive_kill_9_of_a_single_member_under_concurrent_load()
         write_load(client, load_stop, "single").await
     });
     // Let some writes land, then crash the member while the writers are still running.
-    runtime.block_on(async {
-        let mut c = client_for(&[server.endpoint()]).await;
-        let deadline = Instant::now() + LOAD_TIME_LIMIT;
-        loop {
-            let n = c
-                .get(
-                    "w/",
-                    Some(GetOptions::new().with_prefix().with_count_only()),
-                )
-                .await
-                .map(|r| r.count());
-            if matches!(n, Ok(n) if n >= 500) || Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
+    runtime.block_on(wait_for_stored_keys(&[server.endpoint()], 500));
     server.kill9();
     stop.store(true, Ordering::Relaxed);
     let outcome = runtime.block_on(load).expect("load task");
@@ -184,23 +187,7 @@ fn acknowledged_writes_survive_kill_9_of_the_leader_of_a_three_member_cluster() 
         let client = client_for(&all).await;
         write_load(client, load_stop, "before").await
     });
-    runtime.block_on(async {
-        let mut c = client_for(&endpoints).await;
-        let deadline = Instant::now() + LOAD_TIME_LIMIT;
-        loop {
-            let n = c
-                .get(
-                    "w/",
-                    Some(GetOptions::new().with_prefix().with_count_only()),
-                )
-                .await
-                .map(|r| r.count());
-            if matches!(n, Ok(n) if n >= 300) || Instant::now() > deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
+    runtime.block_on(wait_for_stored_keys(&endpoints, 300));
     cluster.members[leader].kill9();
     stop.store(true, Ordering::Relaxed);
     let mut outcome = runtime.block_on(before).expect("load task");

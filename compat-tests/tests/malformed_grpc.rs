@@ -48,7 +48,11 @@ impl Codec for RawCodec {
     }
 }
 
-async fn raw_call(endpoint: &str, path: &'static str, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+async fn raw_call(
+    endpoint: &str,
+    path: &'static str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, tonic::Status> {
     let channel = Endpoint::from_shared(format!("http://{endpoint}"))
         .expect("endpoint")
         .connect()
@@ -57,7 +61,9 @@ async fn raw_call(endpoint: &str, path: &'static str, body: Vec<u8>) -> Result<V
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("ready");
     let path = http::uri::PathAndQuery::from_static(path);
-    grpc.unary(tonic::Request::new(body), path, RawCodec).await.map(|r| r.into_inner())
+    grpc.unary(tonic::Request::new(body), path, RawCodec)
+        .await
+        .map(|r| r.into_inner())
 }
 
 /// Field 1 (key) announced as 100 bytes long with only 3 present; then a field with wire type 7.
@@ -78,11 +84,20 @@ fn a_malformed_protobuf_gets_internal_like_etcd_and_the_server_keeps_serving() {
             let from_synod = raw_call(&synod.endpoint(), path, body.to_vec()).await;
             let etcd_code = from_etcd.as_ref().err().map(|s| s.code());
             let synod_code = from_synod.as_ref().err().map(|s| s.code());
-            assert_eq!(etcd_code, Some(Code::Internal), "{path}: upstream answered {from_etcd:?}");
-            assert_eq!(synod_code, etcd_code, "{path}: synod answered {from_synod:?}");
+            assert_eq!(
+                etcd_code,
+                Some(Code::Internal),
+                "{path}: upstream answered {from_etcd:?}"
+            );
+            assert_eq!(
+                synod_code, etcd_code,
+                "{path}: synod answered {from_synod:?}"
+            );
         }
         let mut c = client(&synod).await;
-        c.put("after", "malformed", None).await.expect("synod still serves");
+        c.put("after", "malformed", None)
+            .await
+            .expect("synod still serves");
         let got = c.get("after", None).await.expect("get");
         assert_eq!(got.kvs()[0].value(), b"malformed");
     });

@@ -31,6 +31,7 @@ use openraft::OptionalSend;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
+use super::storage_codec::{decode, encode, io_err};
 use super::typ::{Entry, IOFlushed, LogId, LogState, Vote};
 use super::TypeConfig;
 
@@ -43,18 +44,6 @@ const CACHE_KEEP: usize = 8192;
 const MAX_GROUP: usize = 4096;
 /// How often the writer saves openraft's `committed` hint.
 const COMMITTED_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1000);
-
-fn io_err(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
-}
-
-fn encode<T: serde::Serialize>(v: &T) -> io::Result<Vec<u8>> {
-    postcard::to_stdvec(v).map_err(io_err)
-}
-
-fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> io::Result<T> {
-    postcard::from_bytes(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
-}
 
 enum Op {
     Append {
@@ -210,7 +199,11 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Op>) {
         // the meta table's pages on every commit, so it is saved at most every interval.
         let committed = if committed_saved.elapsed() >= COMMITTED_SAVE_INTERVAL {
             committed_saved = Instant::now();
-            shared.pending_committed.lock().unwrap_or_else(|p| p.into_inner()).take()
+            shared
+                .pending_committed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
         } else {
             None
         };
@@ -225,9 +218,15 @@ fn write_group(db: &Database, group: &[Op], committed: Option<&[u8]>) -> io::Res
         let mut entries = w.open_table(ENTRIES).map_err(io_err)?;
         // Opened only when something in the group needs it: an untouched table costs nothing
         // at commit, a touched one rewrites its pages.
-        let needs_meta =
-            committed.is_some() || group.iter().any(|op| matches!(op, Op::Purge { .. } | Op::Meta { .. }));
-        let mut meta = if needs_meta { Some(w.open_table(META).map_err(io_err)?) } else { None };
+        let needs_meta = committed.is_some()
+            || group
+                .iter()
+                .any(|op| matches!(op, Op::Purge { .. } | Op::Meta { .. }));
+        let mut meta = if needs_meta {
+            Some(w.open_table(META).map_err(io_err)?)
+        } else {
+            None
+        };
         if let (Some(c), Some(meta)) = (committed, meta.as_mut()) {
             meta.insert("committed", c).map_err(io_err)?;
         }
@@ -247,7 +246,8 @@ fn write_group(db: &Database, group: &[Op], committed: Option<&[u8]>) -> io::Res
                         .retain_in(..=upto.index(), |_, _| false)
                         .map_err(io_err)?;
                     if let Some(meta) = meta.as_mut() {
-                        meta.insert("last_purged", encode(upto)?.as_slice()).map_err(io_err)?;
+                        meta.insert("last_purged", encode(upto)?.as_slice())
+                            .map_err(io_err)?;
                     }
                 }
                 Op::Meta { key, value, .. } => {

@@ -10,6 +10,7 @@ pub mod network;
 pub mod observer;
 pub mod peer_service;
 pub mod state_machine;
+mod storage_codec;
 
 use std::fmt;
 

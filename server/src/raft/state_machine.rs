@@ -26,6 +26,7 @@ use synod_mvcc::{MvccError, MvccStore};
 use synod_proto::peerpb::{internal_request::Request, InternalResponse, MemberAttributes};
 
 use super::observer::{ApplyObserver, LeaseChange};
+use super::storage_codec::{decode, encode, io_err};
 use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::{Applied, RejectKind, SnapshotData, TypeConfig};
 
@@ -40,15 +41,19 @@ const WRITEBACK_INTERVAL: Duration = Duration::from_millis(50);
 /// have to write a whole `SYNC_INTERVAL` of pages in one fsync, stalling the apply path (and
 /// showing up in tail latency). It stops when the state machine is dropped.
 fn spawn_writeback(path: std::path::PathBuf, alive: std::sync::Weak<Shared>) {
-    let spawned = std::thread::Builder::new().name("state-writeback".into()).spawn(move || {
-        let Ok(file) = std::fs::File::open(&path) else { return };
-        while alive.upgrade().is_some() {
-            std::thread::sleep(WRITEBACK_INTERVAL);
-            if let Err(e) = file.sync_data() {
-                tracing::debug!(error = %e, "state write-back failed");
+    let spawned = std::thread::Builder::new()
+        .name("state-writeback".into())
+        .spawn(move || {
+            let Ok(file) = std::fs::File::open(&path) else {
+                return;
+            };
+            while alive.upgrade().is_some() {
+                std::thread::sleep(WRITEBACK_INTERVAL);
+                if let Err(e) = file.sync_data() {
+                    tracing::debug!(error = %e, "state write-back failed");
+                }
             }
-        }
-    });
+        });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "no state write-back thread; durable commits will take longer");
     }
@@ -58,18 +63,6 @@ const META_APPLIED: &str = "raft/applied";
 const META_MEMBERSHIP: &str = "raft/membership";
 /// Prefix of the meta keys holding each member's published attributes.
 pub const META_MEMBER_PREFIX: &str = "member/";
-
-fn io_err(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
-}
-
-fn encode<T: serde::Serialize>(v: &T) -> io::Result<Vec<u8>> {
-    postcard::to_stdvec(v).map_err(io_err)
-}
-
-fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> io::Result<T> {
-    postcard::from_bytes(b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
-}
 
 /// Maps a refusal of the MVCC layer to the replicated answer, or to a fatal storage error.
 fn reject(e: MvccError) -> io::Result<Applied> {
@@ -101,9 +94,16 @@ pub struct StateMachine {
 
 impl StateMachine {
     pub fn new(store: MvccStore) -> Self {
-        let shared = Arc::new(Shared { current: Mutex::new(None), last_sync: Mutex::new(Instant::now()) });
+        let shared = Arc::new(Shared {
+            current: Mutex::new(None),
+            last_sync: Mutex::new(Instant::now()),
+        });
         spawn_writeback(store.path().to_path_buf(), Arc::downgrade(&shared));
-        StateMachine { store, shared, observer: None }
+        StateMachine {
+            store,
+            shared,
+            observer: None,
+        }
     }
 
     /// Reports applied lease changes and snapshot installs to `observer`.
@@ -162,22 +162,31 @@ impl StateMachine {
                 EntryPayload::Blank => Applied::done(&InternalResponse::default()),
                 EntryPayload::Membership(m) => {
                     let stored = StoredMembership::new(Some(log_id.clone()), m.clone());
-                    batch.set_meta(META_MEMBERSHIP, &encode(&stored)?).map_err(io_err)?;
+                    batch
+                        .set_meta(META_MEMBERSHIP, &encode(&stored)?)
+                        .map_err(io_err)?;
                     Applied::done(&InternalResponse::default())
                 }
                 EntryPayload::Normal(cmd) => match &cmd.0.request {
                     Some(Request::Publish(attrs)) => {
                         let key = format!("{META_MEMBER_PREFIX}{:016x}", attrs.member_id);
-                        batch.set_meta(&key, &attrs.encode_to_vec()).map_err(io_err)?;
+                        batch
+                            .set_meta(&key, &attrs.encode_to_vec())
+                            .map_err(io_err)?;
                         Applied::done(&InternalResponse::default())
                     }
                     request => match batch.apply_with_lease_table(&cmd.0) {
                         Ok(resp) => {
                             match request {
                                 Some(Request::LeaseGrant(g)) => {
-                                    lease_changes.push(LeaseChange::Granted { id: g.id, ttl: g.ttl })
+                                    lease_changes.push(LeaseChange::Granted {
+                                        id: g.id,
+                                        ttl: g.ttl,
+                                    })
                                 }
-                                Some(Request::LeaseRevoke(r)) => lease_changes.push(LeaseChange::Revoked { id: r.id }),
+                                Some(Request::LeaseRevoke(r)) => {
+                                    lease_changes.push(LeaseChange::Revoked { id: r.id })
+                                }
                                 _ => {}
                             }
                             Applied::done(&resp)
@@ -191,7 +200,9 @@ impl StateMachine {
                 replies.push((r, answer));
             }
         }
-        batch.set_meta(META_APPLIED, &encode(&last)?).map_err(io_err)?;
+        batch
+            .set_meta(META_APPLIED, &encode(&last)?)
+            .map_err(io_err)?;
         batch.commit(self.due_for_sync()).map_err(io_err)?;
         Ok((replies, lease_changes))
     }
