@@ -7,22 +7,11 @@
 use std::path::Path;
 
 use crate::api::Limits;
-use crate::config::{ClusterState, Config, ConfigError, ListenUrl, TlsConfig};
+use crate::config::{ClusterState, Config, ConfigError, ListenUrl};
 use crate::node::NodeSettings;
 use crate::raft::MemberNode;
 use crate::server::{Listen, ServeSettings};
 use crate::transport::tls::{self, PeerTlsConnector, TlsSettings};
-
-fn tls_settings(t: &TlsConfig) -> TlsSettings {
-    TlsSettings {
-        cert_file: t.cert_file.clone(),
-        key_file: t.key_file.clone(),
-        trusted_ca_file: t.trusted_ca_file.clone(),
-        client_cert_auth: t.client_cert_auth,
-        crl_file: t.crl_file.clone(),
-        auto_tls: t.auto_tls,
-    }
-}
 
 fn urls(list: &[ListenUrl]) -> Vec<String> {
     list.iter().map(|u| u.to_string()).collect()
@@ -96,25 +85,25 @@ pub fn settings(cfg: &Config) -> Result<(NodeSettings, ServeSettings), ConfigErr
         })
         .collect();
 
-    let client_tls = tls_settings(&cfg.client_tls);
-    let peer_tls = tls_settings(&cfg.peer_tls);
+    let client_tls = &cfg.client_tls;
+    let peer_tls = &cfg.peer_tls;
     let fixtures = cfg.data_dir.join("fixtures");
     let client = listeners(
         &cfg.listen_client_urls,
-        &client_tls,
+        client_tls,
         &fixtures.join("client"),
         "client",
     )?;
     let peer = listeners(
         &cfg.listen_peer_urls,
-        &peer_tls,
+        peer_tls,
         &fixtures.join("peer"),
         "peer",
     )?;
 
     let peer_connector = if peer_tls.is_enabled() {
         let client_config =
-            tls::client_config(&peer_tls).map_err(|e| ConfigError::Startup(e.to_string()))?;
+            tls::client_config(peer_tls).map_err(|e| ConfigError::Startup(e.to_string()))?;
         Some(PeerTlsConnector::new(client_config))
     } else {
         None

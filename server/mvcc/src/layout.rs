@@ -161,15 +161,22 @@ pub(crate) fn be_i64(bytes: &[u8]) -> Result<i64, MvccError> {
 /// `esc(key)`: the order-preserving, prefix-free encoding of a user key (with terminator).
 pub(crate) fn escaped_key(key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + 2 + REV_LEN);
-    for &b in key {
-        out.push(b);
-        if b == 0 {
-            out.push(0xFF);
-        }
-    }
-    out.push(0x00);
-    out.push(0x01);
+    push_escaped_key(&mut out, key);
     out
+}
+
+/// Appends `esc(key)` to `out`.
+pub(crate) fn push_escaped_key(out: &mut Vec<u8>, key: &[u8]) {
+    // Copies the runs between 0x00 bytes whole (most keys have none).
+    let mut runs = key.split(|&b| b == 0);
+    if let Some(first) = runs.next() {
+        out.extend_from_slice(first);
+    }
+    for run in runs {
+        out.extend_from_slice(&[0x00, 0xFF]);
+        out.extend_from_slice(run);
+    }
+    out.extend_from_slice(&[0x00, 0x01]);
 }
 
 /// The smallest byte string greater than every `kv_history` key of `key`.
@@ -183,9 +190,16 @@ pub(crate) fn escaped_key_successor(key: &[u8]) -> Vec<u8> {
 
 /// `esc(key) ‖ rev`: a `kv_history` key.
 pub(crate) fn history_key(key: &[u8], rev: Rev) -> Vec<u8> {
-    let mut out = escaped_key(key);
-    out.extend_from_slice(&rev.encode());
+    let mut out = Vec::with_capacity(key.len() + 2 + REV_LEN);
+    history_key_into(&mut out, key, rev);
     out
+}
+
+/// [`history_key`] into a reusable buffer (replacing its contents).
+pub(crate) fn history_key_into(out: &mut Vec<u8>, key: &[u8], rev: Rev) {
+    out.clear();
+    push_escaped_key(out, key);
+    out.extend_from_slice(&rev.encode());
 }
 
 /// Splits a `kv_history` key into the user key and the revision.
@@ -222,12 +236,11 @@ pub(crate) fn history_user_key(bytes: &[u8]) -> Result<Vec<u8>, MvccError> {
     split_history_key(bytes).map(|(k, _)| k)
 }
 
-/// `lease ‖ key`: a `kv_lease_keys` key.
-pub(crate) fn lease_key(lease: i64, key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + key.len());
+/// `lease ‖ key`: a `kv_lease_keys` key, into a reusable buffer (replacing its contents).
+pub(crate) fn lease_key_into(out: &mut Vec<u8>, lease: i64, key: &[u8]) {
+    out.clear();
     out.extend_from_slice(&lease.to_be_bytes());
     out.extend_from_slice(key);
-    out
 }
 
 /// Decodes one `leases` entry into (lease id, granted TTL).
@@ -247,8 +260,17 @@ pub(crate) struct RecordHeader {
     pub lease: i64,
 }
 
+#[cfg(test)]
 pub(crate) fn encode_record(h: &RecordHeader, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(RECORD_HEADER_LEN + value.len());
+    encode_record_into(&mut out, h, value);
+    out
+}
+
+/// Encodes a put record into a reusable buffer (replacing its contents).
+pub(crate) fn encode_record_into(out: &mut Vec<u8>, h: &RecordHeader, value: &[u8]) {
+    out.clear();
+    out.reserve(RECORD_HEADER_LEN + value.len());
     out.push(KIND_PUT);
     out.extend_from_slice(&h.create_revision.to_be_bytes());
     out.extend_from_slice(&h.mod_rev.main.to_be_bytes());
@@ -256,7 +278,6 @@ pub(crate) fn encode_record(h: &RecordHeader, value: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&h.version.to_be_bytes());
     out.extend_from_slice(&h.lease.to_be_bytes());
     out.extend_from_slice(value);
-    out
 }
 
 /// A `kv_history` value: a put record or a tombstone.
@@ -296,12 +317,11 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), MvccE
     Ok((h, &bytes[RECORD_HEADER_LEN..]))
 }
 
-/// Encodes a `kv_revs` value.
-pub(crate) fn encode_rev_entry(kind: u8, key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + key.len());
+/// Encodes a `kv_revs` value into a reusable buffer (replacing its contents).
+pub(crate) fn encode_rev_entry_into(out: &mut Vec<u8>, kind: u8, key: &[u8]) {
+    out.clear();
     out.push(kind);
     out.extend_from_slice(key);
-    out
 }
 
 /// Decodes a `kv_revs` value into (is_tombstone, user key).
@@ -349,6 +369,38 @@ mod tests {
                     assert!(escaped_key_successor(a) <= eb, "{a:?} {b:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn escaping_matches_the_byte_by_byte_definition() {
+        fn reference(key: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            for &b in key {
+                out.push(b);
+                if b == 0 {
+                    out.push(0xFF);
+                }
+            }
+            out.extend_from_slice(&[0x00, 0x01]);
+            out
+        }
+        for key in [
+            &b""[..],
+            b"\x00",
+            b"\x00\x00",
+            b"a\x00",
+            b"\x00a",
+            b"a\x00\x00b\x00",
+            b"plain",
+        ] {
+            assert_eq!(escaped_key(key), reference(key), "{key:?}");
+            let mut buf = b"garbage".to_vec();
+            history_key_into(&mut buf, key, Rev::new(5, 6));
+            let mut want = reference(key);
+            want.extend_from_slice(&Rev::new(5, 6).encode());
+            assert_eq!(buf, want, "{key:?}");
+            assert_eq!(history_key(key, Rev::new(5, 6)), want, "{key:?}");
         }
     }
 

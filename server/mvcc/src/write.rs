@@ -13,10 +13,10 @@ use synod_proto::peerpb::{internal_request, internal_response, InternalRequest, 
 
 use crate::error::MvccError;
 use crate::layout::{
-    decode_record, decode_rev_entry, encode_record, encode_rev_entry, escaped_key, history_key,
-    lease_key, split_history_key, RecordHeader, Rev, HISTORY, KEYS, KIND_PUT, KIND_TOMBSTONE,
-    LATEST, LEASES, LEASE_KEYS, META, META_COMPACT_REV, META_CURRENT_REV, RESERVED_META_PREFIX,
-    REVS,
+    decode_record, decode_rev_entry, encode_record_into, encode_rev_entry_into, escaped_key,
+    history_key, history_key_into, lease_key_into, split_history_key, RecordHeader, Rev, HISTORY,
+    KEYS, KIND_PUT, KIND_TOMBSTONE, LATEST, LEASES, LEASE_KEYS, META, META_COMPACT_REV,
+    META_CURRENT_REV, RESERVED_META_PREFIX, REVS,
 };
 use crate::read::{header, range, record_to_kv, KeyRange, PreState, Tables};
 use crate::store::read_meta_revisions;
@@ -30,14 +30,50 @@ type RwTables<'t> = Tables<
     Table<'t, &'static [u8], ()>,
 >;
 
-fn open_tables(txn: &WriteTransaction) -> Result<RwTables<'_>, MvccError> {
-    Ok(Tables {
-        latest: txn.open_table(LATEST)?,
-        keys: txn.open_table(KEYS)?,
-        history: txn.open_table(HISTORY)?,
-        revs: txn.open_table(REVS)?,
-        lease_keys: txn.open_table(LEASE_KEYS)?,
+/// Every table of the store, opened once per batch: opening a redb table looks it up in the
+/// table tree and closing it stages its root for the commit, which is too much to pay for
+/// every request.
+struct BatchTables<'t> {
+    kv: RwTables<'t>,
+    meta: Table<'t, &'static str, &'static [u8]>,
+    leases: Table<'t, &'static [u8], &'static [u8]>,
+}
+
+fn open_batch_tables(txn: &WriteTransaction) -> Result<BatchTables<'_>, MvccError> {
+    Ok(BatchTables {
+        kv: Tables {
+            latest: txn.open_table(LATEST)?,
+            keys: txn.open_table(KEYS)?,
+            history: txn.open_table(HISTORY)?,
+            revs: txn.open_table(REVS)?,
+            lease_keys: txn.open_table(LEASE_KEYS)?,
+        },
+        meta: txn.open_table(META)?,
+        leases: txn.open_table(LEASES)?,
     })
+}
+
+self_cell::self_cell!(
+    /// The batch's write transaction together with its open tables. A redb `Table` borrows
+    /// its transaction, so keeping both in the batch needs a self-referential cell; the
+    /// tables are dropped (their roots handed back to the transaction) before the
+    /// transaction whenever the cell is dropped or [`OpenTxn::into_owner`] is called.
+    struct OpenTxn {
+        owner: WriteTransaction,
+        #[covariant]
+        dependent: BatchTables,
+    }
+);
+
+/// Reusable encoding buffers, so that a change allocates no scratch space of its own.
+#[derive(Default)]
+struct Scratch {
+    /// A `kv_latest` record.
+    record: Vec<u8>,
+    /// A `kv_history` key.
+    history_key: Vec<u8>,
+    /// A `kv_lease_keys` key or a `kv_revs` value.
+    aux: Vec<u8>,
 }
 
 /// How many `kv_revs` entries compaction reads per step.
@@ -54,11 +90,14 @@ const COMPACTION_CHUNK: usize = 1024;
 /// While a `WriteBatch` is open, other writers (`MvccStore::write`, `sync`, `size_in_use`,
 /// `restore_from_bytes`) block; readers do not.
 pub struct WriteBatch {
-    txn: WriteTransaction,
+    txn: OpenTxn,
+    /// The store revision including this batch; written to `meta` once, at commit.
     current_rev: Revision,
+    /// The compaction revision including this batch; written to `meta` once, at commit.
     compact_rev: Option<Revision>,
     revisions_dirty: bool,
     events: Vec<Event>,
+    scratch: Scratch,
     poisoned: Option<String>,
 }
 
@@ -68,21 +107,17 @@ struct ReqCtx {
     begin_rev: Revision,
     /// Changes made so far (the next change's sub revision).
     changes: i64,
-    /// State of every touched key before the request (for events' `prev_kv`).
-    pre: PreState,
+    /// State of every touched key before the request (for events' `prev_kv`). `None` for
+    /// requests that change every key at most once (all but txns): there the state a change
+    /// finds *is* the state before the request, so nothing needs remembering.
+    pre: Option<PreState>,
+    /// The batch's events, lent to the request; its own start at `events_start`.
     events: Vec<Event>,
+    events_start: usize,
+    buf: Scratch,
 }
 
 impl ReqCtx {
-    fn new(begin_rev: Revision) -> ReqCtx {
-        ReqCtx {
-            begin_rev,
-            changes: 0,
-            pre: PreState::new(),
-            events: Vec::new(),
-        }
-    }
-
     /// The revision reads inside the request observe (etcd `storeTxnWrite.Range`).
     fn read_rev(&self) -> Revision {
         if self.changes > 0 {
@@ -96,31 +131,53 @@ impl ReqCtx {
         Rev::new(self.begin_rev + 1, self.changes)
     }
 
-    fn note_pre(&mut self, key: &[u8], kv: impl FnOnce() -> Option<KeyValue>) {
-        if !self.pre.contains_key(key) {
-            self.pre.insert(key.to_vec(), kv());
+    /// Notes that `key` is about to change; `now` builds its state as the change finds it.
+    /// Returns the key's state before the request if `want` (a `prev_kv`), else `None`.
+    fn prev_state(
+        &mut self,
+        key: &[u8],
+        want: bool,
+        now: impl FnOnce() -> Option<KeyValue>,
+    ) -> Option<KeyValue> {
+        match &mut self.pre {
+            None => {
+                if want {
+                    now()
+                } else {
+                    None
+                }
+            }
+            Some(pre) => {
+                if !pre.contains_key(key) {
+                    pre.insert(key.to_vec(), now());
+                }
+                if want {
+                    pre.get(key).cloned().flatten()
+                } else {
+                    None
+                }
+            }
         }
-    }
-
-    fn pre_kv(&self, key: &[u8]) -> Option<KeyValue> {
-        self.pre.get(key).cloned().flatten()
     }
 }
 
 impl WriteBatch {
     pub(crate) fn begin(txn: WriteTransaction) -> Result<WriteBatch, MvccError> {
-        let (current_rev, compact_rev) = {
-            let meta = txn.open_table(META)?;
-            read_meta_revisions(&meta)?
-        };
+        let txn = OpenTxn::try_new(txn, open_batch_tables)?;
+        let (current_rev, compact_rev) = read_meta_revisions(&txn.borrow_dependent().meta)?;
         Ok(WriteBatch {
             txn,
             current_rev,
             compact_rev,
             revisions_dirty: false,
             events: Vec::new(),
+            scratch: Scratch::default(),
             poisoned: None,
         })
+    }
+
+    fn tables(&self) -> &BatchTables<'_> {
+        self.txn.borrow_dependent()
     }
 
     fn check_usable(&self) -> Result<(), MvccError> {
@@ -145,6 +202,20 @@ impl WriteBatch {
     /// etcd's `compactMainRev`: the oldest readable revision, `-1` if never compacted.
     fn first_rev(&self) -> Revision {
         self.compact_rev.unwrap_or(-1)
+    }
+
+    /// Starts a request: lends it the batch's events and scratch buffers (given back by
+    /// [`WriteBatch::finish`]). `may_repeat_keys`: whether it may change a key twice.
+    fn start_request(&mut self, may_repeat_keys: bool) -> ReqCtx {
+        let events = std::mem::take(&mut self.events);
+        ReqCtx {
+            begin_rev: self.current_rev,
+            changes: 0,
+            pre: may_repeat_keys.then(PreState::new),
+            events_start: events.len(),
+            events,
+            buf: std::mem::take(&mut self.scratch),
+        }
     }
 
     /// Applies one replicated write request with etcd 3.4 semantics. `lease_exists` answers
@@ -188,37 +259,35 @@ impl WriteBatch {
             }
             _ => {}
         }
-        let mut ctx = ReqCtx::new(self.current_rev);
+        let mut ctx = self.start_request(matches!(request, internal_request::Request::Txn(_)));
         let first_rev = self.first_rev();
+        let compact_rev = self.compact_rev;
         let mut new_compact = None;
-        let result =
-            (|| -> Result<_, MvccError> {
-                let mut t = open_tables(&self.txn)?;
-                Ok(match request {
-                    internal_request::Request::Put(p) => internal_response::Response::Put(
-                        exec_put(&mut t, &mut ctx, p, Some(lease_exists))?,
-                    ),
-                    internal_request::Request::DeleteRange(d) => {
-                        internal_response::Response::DeleteRange(exec_delete_range(
-                            &mut t, &mut ctx, d,
-                        )?)
-                    }
-                    internal_request::Request::Txn(txn) => internal_response::Response::Txn(
-                        exec_top_txn(&mut t, &mut ctx, txn, first_rev, lease_exists)?,
-                    ),
-                    internal_request::Request::Compaction(c) => {
-                        let (resp, rev) = exec_compaction(&mut t, &ctx, c, self.compact_rev)?;
-                        new_compact = Some(rev);
-                        internal_response::Response::Compaction(resp)
-                    }
-                    #[allow(unreachable_patterns)]
-                    _ => {
-                        return Err(MvccError::InvalidRequest(
-                            "not a key-value request (handled outside the mvcc store)".into(),
-                        ))
-                    }
-                })
-            })();
+        let result = self.txn.with_dependent_mut(|_, tables| {
+            let t = &mut tables.kv;
+            Ok(match request {
+                internal_request::Request::Put(p) => {
+                    internal_response::Response::Put(exec_put(t, &mut ctx, p, Some(lease_exists))?)
+                }
+                internal_request::Request::DeleteRange(d) => {
+                    internal_response::Response::DeleteRange(exec_delete_range(t, &mut ctx, d)?)
+                }
+                internal_request::Request::Txn(txn) => internal_response::Response::Txn(
+                    exec_top_txn(t, &mut ctx, txn, first_rev, lease_exists)?,
+                ),
+                internal_request::Request::Compaction(c) => {
+                    let (resp, rev) = exec_compaction(t, &ctx, c, compact_rev)?;
+                    new_compact = Some(rev);
+                    internal_response::Response::Compaction(resp)
+                }
+                #[allow(unreachable_patterns)]
+                _ => {
+                    return Err(MvccError::InvalidRequest(
+                        "not a key-value request (handled outside the mvcc store)".into(),
+                    ))
+                }
+            })
+        });
         self.finish(
             ctx,
             result.map(|r| InternalResponse { response: Some(r) }),
@@ -227,15 +296,24 @@ impl WriteBatch {
     }
 
     /// Book-keeping after a request: bump the revision, keep events, or poison on failure.
+    /// Takes back what [`WriteBatch::start_request`] lent.
     fn finish<T>(
         &mut self,
         ctx: ReqCtx,
         result: Result<T, MvccError>,
         new_compact: Option<Revision>,
     ) -> Result<T, MvccError> {
+        let ReqCtx {
+            changes,
+            mut events,
+            events_start,
+            buf,
+            ..
+        } = ctx;
+        self.scratch = buf;
         match result {
             Ok(v) => {
-                if ctx.changes > 0 {
+                if changes > 0 {
                     self.current_rev += 1;
                     self.revisions_dirty = true;
                 }
@@ -243,11 +321,14 @@ impl WriteBatch {
                     self.compact_rev = Some(c);
                     self.revisions_dirty = true;
                 }
-                self.events.extend(ctx.events);
+                self.events = events;
                 Ok(v)
             }
             Err(e) => {
-                if !e.is_request_error() || ctx.changes > 0 {
+                // A failed request's events are dropped.
+                events.truncate(events_start);
+                self.events = events;
+                if !e.is_request_error() || changes > 0 {
                     self.poisoned = Some(e.to_string());
                 }
                 Err(e)
@@ -275,8 +356,11 @@ impl WriteBatch {
     /// Whether lease `id` is granted, as of this batch.
     pub fn lease_exists(&self, id: i64) -> Result<bool, MvccError> {
         self.check_usable()?;
-        let leases = self.txn.open_table(LEASES)?;
-        let found = leases.get(id.to_be_bytes().as_slice())?.is_some();
+        let found = self
+            .tables()
+            .leases
+            .get(id.to_be_bytes().as_slice())?
+            .is_some();
         Ok(found)
     }
 
@@ -289,16 +373,18 @@ impl WriteBatch {
         if id == 0 {
             return Err(MvccError::LeaseNotFound);
         }
-        let result = (|| -> Result<(), MvccError> {
-            let mut leases = self.txn.open_table(LEASES)?;
+        let result = self.txn.with_dependent_mut(|_, tables| {
             let key = id.to_be_bytes();
-            if leases.get(key.as_slice())?.is_some() {
+            if tables.leases.get(key.as_slice())?.is_some() {
                 return Err(MvccError::LeaseExists);
             }
-            leases.insert(key.as_slice(), ttl.to_be_bytes().as_slice())?;
+            tables
+                .leases
+                .insert(key.as_slice(), ttl.to_be_bytes().as_slice())?;
             Ok(())
-        })();
-        self.finish(ReqCtx::new(self.current_rev), result, None)
+        });
+        let ctx = self.start_request(false);
+        self.finish(ctx, result, None)
     }
 
     /// Revokes lease `id` (etcd `lessor.Revoke`): deletes every attached key in key order in
@@ -309,11 +395,12 @@ impl WriteBatch {
             return Err(MvccError::LeaseNotFound);
         }
         let (deleted, rev) = self.revoke_lease_keys(id)?;
-        let result = (|| -> Result<(), MvccError> {
-            let mut leases = self.txn.open_table(LEASES)?;
-            leases.remove(id.to_be_bytes().as_slice())?;
-            Ok(())
-        })();
+        let result = self
+            .txn
+            .with_dependent_mut(|_, tables| -> Result<(), MvccError> {
+                tables.leases.remove(id.to_be_bytes().as_slice())?;
+                Ok(())
+            });
         // A failure here leaves the keys deleted but the lease granted: poison the batch.
         if let Err(e) = result {
             self.poisoned = Some(e.to_string());
@@ -327,15 +414,16 @@ impl WriteBatch {
     /// Leaves the `leases` table alone (see [`WriteBatch::revoke_lease`]).
     pub fn revoke_lease_keys(&mut self, lease: i64) -> Result<(i64, Revision), MvccError> {
         self.check_usable()?;
-        let mut ctx = ReqCtx::new(self.current_rev);
-        let result = (|| -> Result<_, MvccError> {
-            let mut t = open_tables(&self.txn)?;
+        // The attached keys are distinct, so each changes once.
+        let mut ctx = self.start_request(false);
+        let result = self.txn.with_dependent_mut(|_, tables| {
+            let t = &mut tables.kv;
             let keys = t.keys_with_lease(lease)?;
             for k in &keys {
-                delete_key(&mut t, &mut ctx, k)?;
+                delete_key(t, &mut ctx, k)?;
             }
             Ok(keys.len() as i64)
-        })();
+        });
         let n = self.finish(ctx, result, None)?;
         Ok((n, self.current_rev))
     }
@@ -343,14 +431,13 @@ impl WriteBatch {
     /// A range read through this batch (sees everything applied so far).
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
         self.check_usable()?;
-        let t = open_tables(&self.txn)?;
-        range(&t, req, self.current_rev, self.first_rev())
+        range(&self.tables().kv, req, self.current_rev, self.first_rev())
     }
 
     /// Live keys attached to `lease`, as of this batch.
     pub fn keys_with_lease(&self, lease: i64) -> Result<Vec<Vec<u8>>, MvccError> {
         self.check_usable()?;
-        open_tables(&self.txn)?.keys_with_lease(lease)
+        self.tables().kv.keys_with_lease(lease)
     }
 
     /// Stores an opaque value under `key` in the `meta` table (names starting with `mvcc/`
@@ -362,15 +449,16 @@ impl WriteBatch {
                 "meta key {key:?} is reserved"
             )));
         }
-        let mut meta = self.txn.open_table(META)?;
-        meta.insert(key, value)?;
-        Ok(())
+        self.txn
+            .with_dependent_mut(|_, tables| -> Result<(), MvccError> {
+                tables.meta.insert(key, value)?;
+                Ok(())
+            })
     }
 
     /// Reads a `meta` value as of this batch.
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, MvccError> {
-        let meta = self.txn.open_table(META)?;
-        let value = meta.get(key)?.map(|g| g.value().to_vec());
+        let value = self.tables().meta.get(key)?.map(|g| g.value().to_vec());
         Ok(value)
     }
 
@@ -390,28 +478,37 @@ impl WriteBatch {
     /// to readers at once, persisted by the next durable commit (or [`crate::MvccStore::sync`]).
     pub fn commit(mut self, durable: bool) -> Result<(), MvccError> {
         if let Some(cause) = self.poisoned.take() {
-            let _ = self.txn.abort();
+            let _ = self.txn.into_owner().abort();
             return Err(MvccError::Storage(format!(
                 "refusing to commit a failed write batch: {cause}"
             )));
         }
         if self.revisions_dirty {
-            let mut meta = self.txn.open_table(META)?;
-            meta.insert(META_CURRENT_REV, self.current_rev.to_be_bytes().as_slice())?;
-            if let Some(c) = self.compact_rev {
-                meta.insert(META_COMPACT_REV, c.to_be_bytes().as_slice())?;
-            }
+            let (current_rev, compact_rev) = (self.current_rev, self.compact_rev);
+            self.txn
+                .with_dependent_mut(|_, tables| -> Result<(), MvccError> {
+                    tables
+                        .meta
+                        .insert(META_CURRENT_REV, current_rev.to_be_bytes().as_slice())?;
+                    if let Some(c) = compact_rev {
+                        tables
+                            .meta
+                            .insert(META_COMPACT_REV, c.to_be_bytes().as_slice())?;
+                    }
+                    Ok(())
+                })?;
         }
-        self.txn.set_durability(if durable {
+        // Closes the tables (handing their roots to the transaction), then commits.
+        let mut txn = self.txn.into_owner();
+        txn.set_durability(if durable {
             Durability::Immediate
         } else {
             Durability::None
         })?;
-        self.txn.commit()?;
+        txn.commit()?;
         Ok(())
     }
 }
-
 /// Every non-zero lease a put in `req` attaches (both branches of every txn).
 fn attached_leases(req: &InternalRequest, out: &mut Vec<i64>) {
     fn walk_txn(t: &TxnRequest, out: &mut Vec<i64>) {
@@ -440,29 +537,39 @@ fn put_key(
     key: &[u8],
     value: &[u8],
     lease: i64,
-) -> Result<KeyValue, MvccError> {
+) -> Result<(), MvccError> {
     let rev = ctx.next_rev();
-    let old = t.latest.get(key)?.map(|g| g.value().to_vec());
-    let (create_revision, version) = match &old {
-        Some(raw) => {
-            let (h, v) = decode_record(raw)?;
-            ctx.note_pre(key, || Some(kv_of(key, &h, v)));
-            // The superseded version moves, byte for byte, into history.
-            t.history
-                .insert(history_key(key, h.mod_rev).as_slice(), raw.as_slice())?;
-            if h.lease != 0 && h.lease != lease {
-                t.lease_keys.remove(lease_key(h.lease, key).as_slice())?;
+    let (create_revision, version, prev_kv) = {
+        // Other tables are written while this guard still reads `kv_latest`.
+        let old = t.latest.get(key)?;
+        match &old {
+            Some(g) => {
+                let raw = g.value();
+                let (h, v) = decode_record(raw)?;
+                // A key created earlier in this request (deleted, then put again) has no
+                // `prev_kv`, like etcd's.
+                let prev_kv = ctx.prev_state(key, h.create_revision != rev.main, || {
+                    Some(kv_of(key, &h, v))
+                });
+                // The superseded version moves, byte for byte, into history.
+                history_key_into(&mut ctx.buf.history_key, key, h.mod_rev);
+                t.history.insert(ctx.buf.history_key.as_slice(), raw)?;
+                if h.lease != 0 && h.lease != lease {
+                    lease_key_into(&mut ctx.buf.aux, h.lease, key);
+                    t.lease_keys.remove(ctx.buf.aux.as_slice())?;
+                }
+                (h.create_revision, h.version + 1, prev_kv)
             }
-            (h.create_revision, h.version + 1)
-        }
-        None => {
-            ctx.note_pre(key, || None);
-            t.keys.insert(key, ())?;
-            (rev.main, 1)
+            None => {
+                let prev_kv = ctx.prev_state(key, false, || None);
+                t.keys.insert(key, ())?;
+                (rev.main, 1, prev_kv)
+            }
         }
     };
     if lease != 0 {
-        t.lease_keys.insert(lease_key(lease, key).as_slice(), ())?;
+        lease_key_into(&mut ctx.buf.aux, lease, key);
+        t.lease_keys.insert(ctx.buf.aux.as_slice(), ())?;
     }
     let h = RecordHeader {
         create_revision,
@@ -470,60 +577,56 @@ fn put_key(
         version,
         lease,
     };
-    t.latest.insert(key, encode_record(&h, value).as_slice())?;
-    t.revs.insert(
-        rev.encode().as_slice(),
-        encode_rev_entry(KIND_PUT, key).as_slice(),
-    )?;
+    encode_record_into(&mut ctx.buf.record, &h, value);
+    t.latest.insert(key, ctx.buf.record.as_slice())?;
+    encode_rev_entry_into(&mut ctx.buf.aux, KIND_PUT, key);
+    t.revs
+        .insert(rev.encode().as_slice(), ctx.buf.aux.as_slice())?;
     ctx.changes += 1;
 
-    let kv = kv_of(key, &h, value);
-    let prev_kv = if create_revision == rev.main {
-        None
-    } else {
-        ctx.pre_kv(key)
-    };
     ctx.events.push(Event {
         r#type: EventType::Put as i32,
-        kv: Some(kv.clone()),
+        kv: Some(kv_of(key, &h, value)),
         prev_kv,
     });
-    Ok(kv)
+    Ok(())
 }
 
 /// Deletes `key` (which must be live) at the next sub revision; false if it was not live.
 fn delete_key(t: &mut RwTables<'_>, ctx: &mut ReqCtx, key: &[u8]) -> Result<bool, MvccError> {
     let rev = ctx.next_rev();
-    let Some(raw) = t.latest.remove(key)?.map(|g| g.value().to_vec()) else {
-        return Ok(false);
+    let prev_kv = {
+        // Other tables are written while this guard still holds the removed record.
+        let Some(old) = t.latest.remove(key)? else {
+            return Ok(false);
+        };
+        let raw = old.value();
+        let (h, v) = decode_record(raw)?;
+        let prev_kv = ctx.prev_state(key, true, || Some(kv_of(key, &h, v)));
+        history_key_into(&mut ctx.buf.history_key, key, h.mod_rev);
+        t.history.insert(ctx.buf.history_key.as_slice(), raw)?;
+        if h.lease != 0 {
+            lease_key_into(&mut ctx.buf.aux, h.lease, key);
+            t.lease_keys.remove(ctx.buf.aux.as_slice())?;
+        }
+        prev_kv
     };
-    let (h, v) = decode_record(&raw)?;
-    ctx.note_pre(key, || Some(kv_of(key, &h, v)));
+    history_key_into(&mut ctx.buf.history_key, key, rev);
     t.history
-        .insert(history_key(key, h.mod_rev).as_slice(), raw.as_slice())?;
-    t.history.insert(
-        history_key(key, rev).as_slice(),
-        [KIND_TOMBSTONE].as_slice(),
-    )?;
+        .insert(ctx.buf.history_key.as_slice(), [KIND_TOMBSTONE].as_slice())?;
     t.keys.remove(key)?;
-    if h.lease != 0 {
-        t.lease_keys.remove(lease_key(h.lease, key).as_slice())?;
-    }
-    t.revs.insert(
-        rev.encode().as_slice(),
-        encode_rev_entry(KIND_TOMBSTONE, key).as_slice(),
-    )?;
+    encode_rev_entry_into(&mut ctx.buf.aux, KIND_TOMBSTONE, key);
+    t.revs
+        .insert(rev.encode().as_slice(), ctx.buf.aux.as_slice())?;
     ctx.changes += 1;
 
-    let kv = KeyValue {
-        key: key.to_vec(),
-        mod_revision: rev.main,
-        ..Default::default()
-    };
-    let prev_kv = ctx.pre_kv(key);
     ctx.events.push(Event {
         r#type: EventType::Delete as i32,
-        kv: Some(kv),
+        kv: Some(KeyValue {
+            key: key.to_vec(),
+            mod_revision: rev.main,
+            ..Default::default()
+        }),
         prev_kv,
     });
     Ok(true)
@@ -539,7 +642,6 @@ fn kv_of(key: &[u8], h: &RecordHeader, value: &[u8]) -> KeyValue {
         lease: h.lease,
     }
 }
-
 // ---------------------------------------------------------------------------------------
 // Requests (etcd 3.4 etcdserver/apply.go)
 

@@ -140,30 +140,10 @@ pub enum AutoCompaction {
     Revision(u64),
 }
 
-/// TLS settings of one listener family (client or peer).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsConfig {
-    /// `--cert-file` / `--peer-cert-file`.
-    pub cert_file: Option<PathBuf>,
-    /// `--key-file` / `--peer-key-file`.
-    pub key_file: Option<PathBuf>,
-    /// `--trusted-ca-file` / `--peer-trusted-ca-file`.
-    pub trusted_ca_file: Option<PathBuf>,
-    /// `--client-cert-auth` / `--peer-client-cert-auth`.
-    pub client_cert_auth: bool,
-    /// `--client-crl-file` / `--peer-crl-file`.
-    pub crl_file: Option<PathBuf>,
-    /// `--auto-tls` / `--peer-auto-tls` (self-signed certificates, used
-    /// only when no cert/key is given, as etcd).
-    pub auto_tls: bool,
-}
-
-impl TlsConfig {
-    /// etcd's `TLSInfo.Empty()`: neither cert nor key given.
-    pub fn is_empty(&self) -> bool {
-        self.cert_file.is_none() && self.key_file.is_none()
-    }
-}
+/// TLS settings of one listener family (client or peer): the `--cert-file`, `--key-file`,
+/// `--trusted-ca-file`, `--client-cert-auth`, `--client-crl-file`, `--auto-tls` flags and their
+/// `--peer-*` twins. The transport layer's own type, so the flags reach it without a copy.
+pub use crate::transport::tls::TlsSettings as TlsConfig;
 
 /// The configuration Synod acts on.
 #[derive(Debug, Clone, PartialEq)]
