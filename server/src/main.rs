@@ -40,7 +40,12 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    // Twice the cores (at least 4): applying a batch blocks its worker on redb for a fraction of
+    // a millisecond, and with one worker per core client connections queue behind it. Measured
+    // on 2 cores, 50 clients: p99 6.6-7.0 ms with 2 workers, 5.2-5.7 ms with 4, same throughput.
+    let workers = std::thread::available_parallelism().map_or(4, |n| (n.get() * 2).max(4));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
     {
