@@ -105,6 +105,10 @@ start_server() {
 # (no subshell) so the EXIT trap always sees the running server.
 bench() {
     local flavor="$1" round="$2" out
+    # Flush every dirty page the previous run left behind (etcd's bbolt leaves many to the
+    # kernel's write-back): otherwise that write-back competes with the next run's fsyncs and
+    # penalises whichever server happens to run second.
+    sync
     start_server "$flavor" "$flavor-$round"
     out="$WORK/$flavor-$round/benchmark.out"
     echo "--- $flavor round $round: benchmark --endpoints=$ENDPOINT ${PUT_ARGS[*]}" >&2

@@ -31,7 +31,13 @@ use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::{Applied, RejectKind, SnapshotData, TypeConfig};
 
 /// The longest a committed batch stays non-durable in the store.
-const SYNC_INTERVAL: Duration = Duration::from_millis(1000);
+/// How long applied batches may stay non-durable in the store. The Raft log is the write-ahead
+/// log: a crash loses nothing, it only means re-applying the log above the last durable commit
+/// (and a snapshot, which lets openraft purge the log, always syncs first). A durable redb
+/// commit has to process every page freed since the previous one, which stalls the apply path
+/// for milliseconds; measured on 2 cores at 50 clients, syncing every second put that stall in
+/// p99 (7.0 ms vs 5.0 ms without). Syncing rarely keeps it out of the everyday tail.
+const SYNC_INTERVAL: Duration = Duration::from_secs(30);
 /// How often the write-back thread pushes the store file's dirty pages to disk.
 const WRITEBACK_INTERVAL: Duration = Duration::from_millis(50);
 
