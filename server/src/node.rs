@@ -23,7 +23,6 @@ use openraft::errors::RaftError;
 use openraft::raft::ReadPolicy;
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{Config as RaftConfig, ServerState, SnapshotPolicy};
-use prost::Message;
 use synod_mvcc::{MvccStore, ReadView};
 use synod_proto::etcdserverpb::{LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, ResponseHeader};
 use synod_proto::peerpb::{
@@ -245,28 +244,35 @@ impl Node {
 
     /// A copy of the latest Raft metrics (term, leader, log and applied positions).
     pub fn metrics(&self) -> crate::raft::typ::RaftMetrics {
-        self.inner.raft.metrics().borrow_watched().clone()
+        self.with_metrics(|m| m.clone())
+    }
+
+    /// Reads the latest Raft metrics in place: the per-request paths (headers, leadership
+    /// checks) need one field, not a copy of the whole metrics (maps included).
+    fn with_metrics<R>(&self, f: impl FnOnce(&crate::raft::typ::RaftMetrics) -> R) -> R {
+        f(&self.inner.raft.metrics().borrow_watched())
     }
 
     /// The current Raft leader, if one is known.
     pub fn leader(&self) -> Option<MemberId> {
-        self.metrics().current_leader
+        self.with_metrics(|m| m.current_leader)
     }
 
     fn leader_node(&self) -> Option<(MemberId, MemberNode)> {
-        let m = self.metrics().clone();
-        let id = m.current_leader?;
-        let node = m.membership_config.membership().get_node(&id)?.clone();
-        Some((id, node))
+        self.with_metrics(|m| {
+            let id = m.current_leader?;
+            let node = m.membership_config.membership().get_node(&id)?.clone();
+            Some((id, node))
+        })
     }
 
     pub fn is_leader(&self) -> bool {
-        self.metrics().state == ServerState::Leader
+        self.with_metrics(|m| m.state == ServerState::Leader)
     }
 
     /// Fills a response header the way etcd does: cluster, member, revision, raft term.
     pub fn header(&self, revision: i64) -> ResponseHeader {
-        let term = self.metrics().current_term;
+        let term = self.with_metrics(|m| m.current_term);
         ResponseHeader {
             cluster_id: self.cluster_id(),
             member_id: self.member_id(),
@@ -315,8 +321,7 @@ impl Node {
             .await
             .map_err(|_| NodeError::Timeout)??;
         match applied {
-            Applied::Done(bytes) => InternalResponse::decode(bytes.as_slice())
-                .map_err(|e| NodeError::Storage(e.to_string())),
+            Applied::Done(resp) => Ok(resp),
             Applied::Rejected(kind, msg) => Err(NodeError::Rejected(kind, msg)),
         }
     }
@@ -503,7 +508,7 @@ impl Node {
     pub fn members(
         &self,
     ) -> Result<Vec<(MemberId, MemberNode, Option<MemberAttributes>)>, NodeError> {
-        let membership = self.metrics().membership_config.clone();
+        let membership = self.with_metrics(|m| m.membership_config.clone());
         let view = self.read()?;
         let mut out = Vec::new();
         for (id, node) in membership.membership().nodes() {

@@ -88,14 +88,27 @@ pub enum RejectKind {
 /// The state machine's answer to one [`Command`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Applied {
-    /// Protobuf-encoded `InternalResponse`.
-    Done(#[serde(with = "bytes_as_seq")] Vec<u8>),
+    /// The response, protobuf-encoded only when it crosses the peer wire (a forwarded write).
+    Done(#[serde(with = "response_as_bytes")] InternalResponse),
     Rejected(RejectKind, String),
 }
 
 impl Applied {
-    pub fn done(resp: &InternalResponse) -> Self {
-        Applied::Done(resp.encode_to_vec())
+    pub fn done(resp: InternalResponse) -> Self {
+        Applied::Done(resp)
+    }
+}
+
+mod response_as_bytes {
+    use prost::Message;
+    use synod_proto::peerpb::InternalResponse;
+
+    pub fn serialize<S: serde::Serializer>(v: &InternalResponse, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&v.encode_to_vec())
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<InternalResponse, D::Error> {
+        let bytes = super::serde_bytes_vec(d)?;
+        InternalResponse::decode(bytes.as_slice()).map_err(serde::de::Error::custom)
     }
 }
 
@@ -123,14 +136,6 @@ fn serde_bytes_vec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D:
     d.deserialize_bytes(V)
 }
 
-mod bytes_as_seq {
-    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
-    }
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        super::serde_bytes_vec(d)
-    }
-}
 
 openraft::declare_raft_types!(
     /// Synod's Raft type configuration.

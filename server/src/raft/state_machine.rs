@@ -165,13 +165,13 @@ impl StateMachine {
         for (entry, responder) in entries {
             let log_id = entry.log_id();
             let answer = match &entry.payload {
-                EntryPayload::Blank => Applied::done(&InternalResponse::default()),
+                EntryPayload::Blank => Applied::done(InternalResponse::default()),
                 EntryPayload::Membership(m) => {
                     let stored = StoredMembership::new(Some(log_id.clone()), m.clone());
                     batch
                         .set_meta(META_MEMBERSHIP, &encode(&stored)?)
                         .map_err(io_err)?;
-                    Applied::done(&InternalResponse::default())
+                    Applied::done(InternalResponse::default())
                 }
                 EntryPayload::Normal(cmd) => match &cmd.0.request {
                     Some(Request::Publish(attrs)) => {
@@ -179,7 +179,7 @@ impl StateMachine {
                         batch
                             .set_meta(&key, &attrs.encode_to_vec())
                             .map_err(io_err)?;
-                        Applied::done(&InternalResponse::default())
+                        Applied::done(InternalResponse::default())
                     }
                     request => match batch.apply_with_lease_table(&cmd.0) {
                         Ok(resp) => {
@@ -195,7 +195,7 @@ impl StateMachine {
                                 }
                                 _ => {}
                             }
-                            Applied::done(&resp)
+                            Applied::done(resp)
                         }
                         Err(e) => reject(e)?,
                     },
