@@ -106,7 +106,9 @@ mod response_as_bytes {
     pub fn serialize<S: serde::Serializer>(v: &InternalResponse, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(&v.encode_to_vec())
     }
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<InternalResponse, D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<InternalResponse, D::Error> {
         let bytes = super::serde_bytes_vec(d)?;
         InternalResponse::decode(bytes.as_slice()).map_err(serde::de::Error::custom)
     }
@@ -135,7 +137,6 @@ fn serde_bytes_vec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D:
     }
     d.deserialize_bytes(V)
 }
-
 
 openraft::declare_raft_types!(
     /// Synod's Raft type configuration.

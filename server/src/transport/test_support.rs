@@ -17,13 +17,13 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new("/usr/share/gocode/src/go.etcd.io/etcd/integration/fixtures").join(name)
 }
 
-/// Whether the fixtures are installed; tests that need them skip (loudly) otherwise.
-pub fn have_fixtures() -> bool {
-    let ok = fixture("server.crt").is_file();
-    if !ok {
-        eprintln!("etcd TLS fixtures not installed; skipping");
-    }
-    ok
+/// The TLS tests need etcd's fixture certificates: a missing package fails them loudly.
+pub fn require_fixtures() {
+    assert!(
+        fixture("server.crt").is_file(),
+        "etcd's TLS fixtures are missing ({}): install golang-etcd-server-dev (scripts/setup-test-deps)",
+        fixture("server.crt").display()
+    );
 }
 
 fn header(revision: i64) -> Option<pb::ResponseHeader> {

@@ -547,7 +547,7 @@ impl tower::Service<http::Uri> for PeerTlsConnector {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{fixture, have_fixtures};
+    use super::super::test_support::{fixture, require_fixtures};
     use super::*;
 
     fn files(cert: &str, key: &str) -> TlsSettings {
@@ -564,9 +564,7 @@ mod tests {
 
     #[test]
     fn loads_etcd_fixtures() {
-        if !have_fixtures() {
-            return;
-        }
+        require_fixtures();
         for (cert, key) in [
             ("server.crt", "server.key.insecure"),
             ("server-ecdsa.crt", "server-ecdsa.key.insecure"),
@@ -585,9 +583,7 @@ mod tests {
 
     #[test]
     fn client_cert_auth_with_ca_and_crl() {
-        if !have_fixtures() {
-            return;
-        }
+        require_fixtures();
         let mut s = files("server.crt", "server.key.insecure");
         s.trusted_ca_file = Some(fixture("ca.crt"));
         s.client_cert_auth = true;
@@ -598,9 +594,7 @@ mod tests {
 
     #[test]
     fn client_cert_auth_without_ca_is_an_error() {
-        if !have_fixtures() {
-            return;
-        }
+        require_fixtures();
         let mut s = files("server.crt", "server.key.insecure");
         s.client_cert_auth = true;
         let err = server_config(&s, &no_dir(), &[]).expect_err("must fail");
@@ -637,9 +631,7 @@ mod tests {
 
     #[test]
     fn key_file_without_key_and_mismatched_key() {
-        if !have_fixtures() {
-            return;
-        }
+        require_fixtures();
         let s = files("server.crt", "ca.crt");
         let err = server_config(&s, &no_dir(), &[]).expect_err("must fail");
         assert!(matches!(err, TlsError::NoPrivateKey { .. }), "{err}");
@@ -698,9 +690,7 @@ mod tests {
 
     #[test]
     fn auto_tls_is_ignored_when_files_given() {
-        if !have_fixtures() {
-            return;
-        }
+        require_fixtures();
         let mut s = files("server.crt", "server.key.insecure");
         s.auto_tls = true;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -720,9 +710,7 @@ mod tests {
 
     #[test]
     fn peer_client_needs_a_ca() {
-        if !have_fixtures() {
-            return;
-        }
+        require_fixtures();
         let s = files("server.crt", "server.key.insecure");
         assert!(matches!(client_config(&s), Err(TlsError::NoTrustedCa)));
     }

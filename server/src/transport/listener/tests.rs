@@ -14,7 +14,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::super::gateway::{client_router, json_gateway};
 use super::super::test_support::{
-    fixture, have_fixtures, health, MemKv, StubCluster, StubMaintenance,
+    fixture, health, require_fixtures, MemKv, StubCluster, StubMaintenance,
 };
 use super::super::tls::{self, PeerTlsConnector, TlsSettings};
 use super::*;
@@ -181,9 +181,7 @@ async fn grpc_h2c_and_http1_share_a_port() {
 
 #[tokio::test]
 async fn grpc_and_http1_over_tls() {
-    if !have_fixtures() {
-        return;
-    }
+    require_fixtures();
     let server = start(Some(server_tls(false))).await;
     let config = tls::client_config(&client_settings(None)).expect("client tls");
     let mut client = tls_client(server.addr, config.clone())
@@ -203,9 +201,7 @@ async fn grpc_and_http1_over_tls() {
 
 #[tokio::test]
 async fn mutual_tls_with_crl() {
-    if !have_fixtures() {
-        return;
-    }
+    require_fixtures();
     let server = start(Some(server_tls(true))).await;
     let good = tls::client_config(&client_settings(Some((
         "server2.crt",
@@ -251,9 +247,7 @@ async fn mutual_tls_with_crl() {
 
 #[tokio::test]
 async fn stalled_and_failed_handshakes_do_not_block_others() {
-    if !have_fixtures() {
-        return;
-    }
+    require_fixtures();
     let server = start(Some(server_tls(false))).await;
     let _silent = TcpStream::connect(server.addr).await.expect("connect");
     let mut garbage = TcpStream::connect(server.addr).await.expect("connect");
