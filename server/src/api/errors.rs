@@ -52,15 +52,13 @@ impl From<RequestError> for Status {
 
 /// Maps a node failure to etcd's status.
 pub fn node_status(e: NodeError) -> Status {
-    {
-        match e {
-            NodeError::NoLeader => Status::unavailable("etcdserver: no leader"),
-            NodeError::LeaderChanged => Status::unavailable("etcdserver: leader changed"),
-            NodeError::Timeout => Status::unavailable("etcdserver: request timed out"),
-            NodeError::Stopped => Status::unavailable("etcdserver: server stopped"),
-            NodeError::Rejected(kind, msg) => rejected(kind, &msg),
-            NodeError::Storage(msg) => Status::unknown(msg),
-        }
+    match e {
+        NodeError::NoLeader => Status::unavailable("etcdserver: no leader"),
+        NodeError::LeaderChanged => Status::unavailable("etcdserver: leader changed"),
+        NodeError::Timeout => Status::unavailable("etcdserver: request timed out"),
+        NodeError::Stopped => Status::unavailable("etcdserver: server stopped"),
+        NodeError::Rejected(kind, msg) => rejected(kind, &msg),
+        NodeError::Storage(msg) => Status::unknown(msg),
     }
 }
 
