@@ -22,7 +22,7 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{ApplyResponder, EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use prost::Message;
-use synod_mvcc::{MvccError, MvccStore};
+use synod_mvcc::{MvccError, MvccStore, ReadView};
 use synod_proto::peerpb::{internal_request::Request, InternalResponse, MemberAttributes};
 
 use super::observer::{ApplyObserver, LeaseChange};
@@ -133,20 +133,7 @@ impl StateMachine {
     }
 
     fn read_position(&self) -> io::Result<(Option<LogId>, StoredMembership)> {
-        let view = self.store.read().map_err(io_err)?;
-        let applied = view
-            .meta(META_APPLIED)
-            .map_err(io_err)?
-            .map(|b| decode(&b))
-            .transpose()?
-            .flatten();
-        let membership = view
-            .meta(META_MEMBERSHIP)
-            .map_err(io_err)?
-            .map(|b| decode(&b))
-            .transpose()?
-            .unwrap_or_default();
-        Ok((applied, membership))
+        position(&self.store.read().map_err(io_err)?)
     }
 }
 
@@ -214,6 +201,23 @@ impl StateMachine {
     }
 }
 
+/// The applied log id and membership recorded in a view of the store.
+fn position(view: &ReadView) -> io::Result<(Option<LogId>, StoredMembership)> {
+    let applied = view
+        .meta(META_APPLIED)
+        .map_err(io_err)?
+        .map(|b| decode(&b))
+        .transpose()?
+        .flatten();
+    let membership = view
+        .meta(META_MEMBERSHIP)
+        .map_err(io_err)?
+        .map(|b| decode(&b))
+        .transpose()?
+        .unwrap_or_default();
+    Ok((applied, membership))
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotData;
 
@@ -222,18 +226,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         // may purge the log up to the snapshot's last log id.
         let view = self.store.read().map_err(io_err)?;
         let data = view.snapshot_bytes().map_err(io_err)?;
-        let last_log_id: Option<LogId> = view
-            .meta(META_APPLIED)
-            .map_err(io_err)?
-            .map(|b| decode(&b))
-            .transpose()?
-            .flatten();
-        let last_membership: StoredMembership = view
-            .meta(META_MEMBERSHIP)
-            .map_err(io_err)?
-            .map(|b| decode(&b))
-            .transpose()?
-            .unwrap_or_default();
+        let (last_log_id, last_membership) = position(&view)?;
         drop(view);
         self.store.sync().map_err(io_err)?;
         let meta = SnapshotMeta {
