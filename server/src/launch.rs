@@ -133,6 +133,7 @@ pub fn settings(cfg: &Config) -> Result<(NodeSettings, ServeSettings), ConfigErr
             client,
             peer,
             limits,
+            watch_progress_interval: cfg.watch_progress_notify_interval(),
         },
     ))
 }

@@ -150,13 +150,13 @@ fn prepare_dir(dir: &Path) -> Result<(), StartError> {
 impl Node {
     /// Opens the member's files, starts Raft and, for a new cluster, bootstraps its membership.
     pub async fn start(settings: NodeSettings) -> Result<Node, StartError> {
-        Self::start_with_observer(settings, None).await
+        Self::start_with_observers(settings, Vec::new()).await
     }
 
-    /// [`Node::start`], reporting what the state machine applies to `observer`.
-    pub async fn start_with_observer(
+    /// [`Node::start`], reporting what the state machine applies to `observers`.
+    pub async fn start_with_observers(
         settings: NodeSettings,
-        observer: Option<Arc<dyn ApplyObserver>>,
+        observers: Vec<Arc<dyn ApplyObserver>>,
     ) -> Result<Node, StartError> {
         let member_dir = settings.data_dir.join("member");
         prepare_dir(&member_dir)?;
@@ -189,7 +189,7 @@ impl Node {
         let network = PeerNetwork {
             clients: peers.clone(),
         };
-        let sm = StateMachine::new(store.clone()).with_observer(observer);
+        let sm = StateMachine::new(store.clone()).with_observers(observers);
         let raft = Raft::new(settings.member_id, Arc::new(raft_config), network, log, sm)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;

@@ -14,6 +14,7 @@ use synod_proto::etcdserverpb::cluster_server::ClusterServer;
 use synod_proto::etcdserverpb::kv_server::KvServer;
 use synod_proto::etcdserverpb::lease_server::LeaseServer;
 use synod_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use synod_proto::etcdserverpb::watch_server::WatchServer;
 use synod_proto::etcdserverpb::RangeRequest;
 use synod_proto::peerpb::peer_server::PeerServer;
 use tokio::net::TcpListener;
@@ -23,12 +24,14 @@ use crate::api::cluster::ClusterService;
 use crate::api::kv::KvService;
 use crate::api::lease::LeaseService;
 use crate::api::maintenance::MaintenanceService;
+use crate::api::watch::WatchService;
 use crate::api::Limits;
 use crate::lease::Lessor;
 use crate::node::{Node, NodeSettings, StartError};
 use crate::raft::network::MAX_PEER_MESSAGE;
 use crate::raft::peer_service::PeerService;
 use crate::transport::{gateway, listener};
+use crate::watch::WatchHub;
 
 /// One address to listen on, with its TLS configuration if the URL was `https://`.
 pub struct Listen {
@@ -40,6 +43,8 @@ pub struct ServeSettings {
     pub client: Vec<Listen>,
     pub peer: Vec<Listen>,
     pub limits: Limits,
+    /// `--experimental-watch-progress-notify-interval`, as etcd applies it.
+    pub watch_progress_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,12 +72,15 @@ pub async fn run(
         client_listeners.push((tcp, l.tls));
     }
 
-    // The lessor exists before the node: the node's state machine reports applied lease
-    // grants and revocations to it.
+    // The lessor and the watch hub exist before the node: the node's state machine reports
+    // applied lease grants, revocations and events to them.
     let lessor = Lessor::new(&node_settings);
-    let node = Node::start_with_observer(node_settings, Some(lessor.observer())).await?;
+    let hub = WatchHub::new();
+    let node =
+        Node::start_with_observers(node_settings, vec![lessor.observer(), hub.observer()]).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     lessor.start(node.clone(), stop_rx.clone());
+    hub.start(node.clone(), stop_rx.clone());
 
     let peer_app = tonic::service::Routes::new(
         PeerServer::new(PeerService::new(node.raft().clone(), lessor.duties()))
@@ -85,7 +93,13 @@ pub async fn run(
         spawn_serve(tcp, tls, peer_app.clone(), stop_rx.clone());
     }
 
-    let client_app = client_router(&node, &lessor, serve.limits);
+    let client_app = client_router(
+        &node,
+        &lessor,
+        &hub,
+        serve.limits,
+        serve.watch_progress_interval,
+    );
     for (tcp, tls) in client_listeners {
         spawn_serve(tcp, tls, client_app.clone(), stop_rx.clone());
     }
@@ -131,8 +145,20 @@ fn spawn_serve(
 }
 
 /// The client port: etcd's gRPC services and, on the same port, the JSON gateway.
-fn client_router(node: &Node, lessor: &Lessor, limits: Limits) -> axum::Router {
+fn client_router(
+    node: &Node,
+    lessor: &Lessor,
+    hub: &WatchHub,
+    limits: Limits,
+    watch_progress_interval: Duration,
+) -> axum::Router {
     let decode = limits.transport_decode_limit();
+    let watch = WatchService::new(
+        node.clone(),
+        hub.clone(),
+        limits.max_request_bytes,
+        watch_progress_interval,
+    );
     let kv = KvService::new(node.clone(), limits);
     let lease = LeaseService::new(node.clone(), lessor.clone(), limits);
     let maintenance = MaintenanceService::new(node.clone());
@@ -143,7 +169,8 @@ fn client_router(node: &Node, lessor: &Lessor, limits: Limits) -> axum::Router {
                 MaintenanceServer::new(maintenance.clone()).max_decoding_message_size(decode),
             )
             .add_service(ClusterServer::new(cluster.clone()).max_decoding_message_size(decode))
-            .add_service(LeaseServer::new(lease.clone()).max_decoding_message_size(decode));
+            .add_service(LeaseServer::new(lease.clone()).max_decoding_message_size(decode))
+            .add_service(WatchServer::new(watch.clone()).max_decoding_message_size(decode));
     let health_node = node.clone();
     let health: gateway::HealthCheck =
         Arc::new(move || -> BoxFuture<'static, Result<(), String>> {

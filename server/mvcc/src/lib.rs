@@ -30,6 +30,7 @@ mod write;
 
 pub use error::MvccError;
 pub use layout::Rev;
+pub use read::KeyRange;
 pub use store::{MvccStore, ReadView, StoreStats};
 pub use write::WriteBatch;
 

@@ -39,7 +39,7 @@ type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
 /// A set of user keys, as etcd's `key`/`range_end` pair describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum KeyRange {
+pub enum KeyRange {
     /// Exactly one key (`range_end` empty).
     Single(Vec<u8>),
     /// `[start, end)`, or every key `>= start` when `end` is `None` (`range_end == "\0"`).

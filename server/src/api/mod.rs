@@ -9,6 +9,7 @@ pub mod kv;
 pub mod lease;
 pub mod maintenance;
 pub mod validate;
+pub mod watch;
 
 /// Request limits taken from `--max-request-bytes` and `--max-txn-ops`.
 #[derive(Debug, Clone, Copy)]

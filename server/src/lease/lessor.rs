@@ -513,7 +513,7 @@ impl ApplyObserver for Observer {
         }
     }
 
-    fn restored(&self) {
+    fn restored(&self, _revision: i64) {
         // The leases may have changed wholesale; promotion reloads them from the store.
         self.0.lock().demote();
     }

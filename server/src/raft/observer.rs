@@ -1,12 +1,15 @@
 //! What the state machine tells the layers above after it applied something.
 //!
 //! The state machine owns applying; some layers above keep in-memory state derived from what
-//! was applied (the lessor's leader-only deadlines). They register an [`ApplyObserver`]: it is
-//! called after a batch is committed to the store and before any client hears back, so a
-//! client that saw its lease grant succeed finds the lease in the leader's lessor.
+//! was applied (the lessor's leader-only deadlines, the watch hub's synced watchers). They
+//! register an [`ApplyObserver`]: it is called after a batch is committed to the store and
+//! before any client hears back, so a client that saw its lease grant succeed finds the lease
+//! in the leader's lessor, and a watcher gets the event of a put before the put's answer.
 //!
 //! An observer must be quick and must never block on Raft or I/O: it runs on openraft's
 //! state-machine task. It must never change the store.
+
+use synod_proto::mvccpb::Event;
 
 /// A change to the set of granted leases, as applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,11 +18,17 @@ pub enum LeaseChange {
     Revoked { id: i64 },
 }
 
-/// Receives what the state machine applied. See the module docs for the rules.
+/// Receives what the state machine applied. See the module docs for the rules. Every method
+/// has a do-nothing default: an observer implements what it derives state from.
 pub trait ApplyObserver: Send + Sync + 'static {
     /// Lease grants and revocations of one committed batch, in log order.
-    fn leases_changed(&self, changes: &[LeaseChange]);
+    fn leases_changed(&self, _changes: &[LeaseChange]) {}
+
+    /// The key-value events of one committed batch, in revision order, and the store's
+    /// revision after it. Called for every batch, also one without events.
+    fn events_applied(&self, _revision: i64, _events: &[Event]) {}
 
     /// The whole state was replaced by a snapshot: anything derived from it is stale.
-    fn restored(&self);
+    /// `revision` is the store's revision after the install.
+    fn restored(&self, _revision: i64) {}
 }

@@ -95,7 +95,7 @@ struct Shared {
 pub struct StateMachine {
     store: MvccStore,
     shared: Arc<Shared>,
-    observer: Option<Arc<dyn ApplyObserver>>,
+    observers: Vec<Arc<dyn ApplyObserver>>,
 }
 
 impl StateMachine {
@@ -108,13 +108,14 @@ impl StateMachine {
         StateMachine {
             store,
             shared,
-            observer: None,
+            observers: Vec::new(),
         }
     }
 
-    /// Reports applied lease changes and snapshot installs to `observer`.
-    pub fn with_observer(mut self, observer: Option<Arc<dyn ApplyObserver>>) -> Self {
-        self.observer = observer;
+    /// Reports what is applied (lease changes, events, snapshot installs) to `observers`,
+    /// in their order.
+    pub fn with_observers(mut self, observers: Vec<Arc<dyn ApplyObserver>>) -> Self {
+        self.observers = observers;
         self
     }
 
@@ -144,7 +145,7 @@ impl StateMachine {
     fn apply_batch(
         &self,
         entries: Vec<EntryResponder<TypeConfig>>,
-    ) -> io::Result<(Vec<(ApplyResponder<TypeConfig>, Applied)>, Vec<LeaseChange>)> {
+    ) -> io::Result<BatchOutcome> {
         let mut batch = self.store.write().map_err(io_err)?;
         let mut replies = Vec::new();
         let mut lease_changes = Vec::new();
@@ -196,9 +197,28 @@ impl StateMachine {
         batch
             .set_meta(META_APPLIED, &encode(&last)?)
             .map_err(io_err)?;
+        let revision = batch.current_revision();
+        let events = if self.observers.is_empty() {
+            Vec::new()
+        } else {
+            batch.take_events()
+        };
         batch.commit(self.due_for_sync()).map_err(io_err)?;
-        Ok((replies, lease_changes))
+        Ok(BatchOutcome {
+            replies,
+            lease_changes,
+            revision,
+            events,
+        })
     }
+}
+
+/// What one applied batch produced: the answers to send and what to tell the observers.
+struct BatchOutcome {
+    replies: Vec<(ApplyResponder<TypeConfig>, Applied)>,
+    lease_changes: Vec<LeaseChange>,
+    revision: i64,
+    events: Vec<synod_proto::mvccpb::Event>,
 }
 
 /// The applied log id and membership recorded in a view of the store.
@@ -266,11 +286,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         // Applied inline: a batch takes a fraction of a millisecond, and handing the worker
         // over with `block_in_place` measured no better on 2 cores (more context switches).
-        let (replies, lease_changes) = self.apply_batch(batch)?;
-        if let (Some(observer), false) = (&self.observer, lease_changes.is_empty()) {
-            observer.leases_changed(&lease_changes);
+        let outcome = self.apply_batch(batch)?;
+        for observer in &self.observers {
+            if !outcome.lease_changes.is_empty() {
+                observer.leases_changed(&outcome.lease_changes);
+            }
+            observer.events_applied(outcome.revision, &outcome.events);
         }
-        for (r, answer) in replies {
+        for (r, answer) in outcome.replies {
             r.send(answer);
         }
         Ok(())
@@ -294,9 +317,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         batch
             .set_meta(META_MEMBERSHIP, &encode(&meta.last_membership)?)
             .map_err(io_err)?;
+        let revision = batch.current_revision();
         batch.commit(true).map_err(io_err)?;
-        if let Some(observer) = &self.observer {
-            observer.restored();
+        for observer in &self.observers {
+            observer.restored(revision);
         }
         *self
             .shared

@@ -1,0 +1,507 @@
+//! The etcd `Watch` gRPC service (`v3rpc/watch.go`): one bidirectional stream, many watchers.
+//!
+//! Each stream has two tasks. The receiving task reads the client's create, cancel and
+//! progress requests and hands them over in order. The sending task owns the stream's
+//! watchers: it registers them with the [`WatchHub`], answers requests, and turns the hub's
+//! deliveries into `WatchResponse`s. Because one task both sends a watcher's `created` answer
+//! and forwards its events, no event can overtake the `created` answer. Output is a bounded
+//! channel: a client that stops reading stalls only its own sending task, whose watchers then
+//! fall behind in the hub and catch up from the store later (never unbounded buffering).
+//!
+//! This module owns etcd's request semantics (key and range normalisation, watch ids, error
+//! reasons, progress notifications, fragmentation); it never reads the store itself.
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use prost::Message;
+use synod_mvcc::KeyRange;
+use synod_proto::etcdserverpb::watch_create_request::FilterType;
+use synod_proto::etcdserverpb::watch_request::RequestUnion;
+use synod_proto::etcdserverpb::watch_server::Watch;
+use synod_proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::node::Node;
+use crate::watch::{sink, Delivery, WatchHub, WatchSpec, WatcherKey};
+
+/// The watch id etcd answers with when a watcher could not be created.
+const INVALID_WATCH_ID: i64 = -1;
+/// etcd's `AutoWatchID`: the client leaves the choice to the server.
+const AUTO_WATCH_ID: i64 = 0;
+/// Responses queued for the transport before the sending task waits.
+const OUTPUT_CAPACITY: usize = 16;
+/// Client requests queued before the receiving task waits.
+const REQUEST_CAPACITY: usize = 16;
+
+const ERR_DUPLICATE_ID: &str = "mvcc: duplicate watch ID provided on the WatchStream";
+const ERR_EMPTY_RANGE: &str = "mvcc: watcher range is empty";
+
+/// What every watch stream of this member shares.
+#[derive(Clone)]
+pub struct WatchService {
+    node: Node,
+    hub: WatchHub,
+    max_request_bytes: usize,
+    progress_interval: Duration,
+}
+
+impl WatchService {
+    pub fn new(
+        node: Node,
+        hub: WatchHub,
+        max_request_bytes: usize,
+        progress_interval: Duration,
+    ) -> Self {
+        WatchService {
+            node,
+            hub,
+            max_request_bytes,
+            progress_interval,
+        }
+    }
+
+    /// Serves one watch stream: `inbound` are the client's requests; the returned receiver
+    /// yields the responses (it ends when the stream is over). Used by gRPC and the JSON
+    /// gateway alike.
+    pub fn serve_stream<S>(&self, inbound: S) -> mpsc::Receiver<Result<WatchResponse, Status>>
+    where
+        S: Stream<Item = Result<WatchRequest, Status>> + Send + Unpin + 'static,
+    {
+        let (out_tx, out_rx) = mpsc::channel(OUTPUT_CAPACITY);
+        let (req_tx, req_rx) = mpsc::channel(REQUEST_CAPACITY);
+        tokio::spawn(receive(inbound, req_tx));
+        let stream = StreamState::new(self.clone(), out_tx);
+        tokio::spawn(stream.run(req_rx));
+        out_rx
+    }
+}
+
+/// What the receiving task hands to the sending task.
+enum Inbound {
+    Request(WatchRequest),
+    /// The client's stream failed: the watch stream ends.
+    Failed,
+}
+
+/// Reads the client's requests until it half-closes (the stream goes on sending, as etcd
+/// does) or fails (the stream ends).
+async fn receive<S>(mut inbound: S, tx: mpsc::Sender<Inbound>)
+where
+    S: Stream<Item = Result<WatchRequest, Status>> + Unpin,
+{
+    loop {
+        let next = tokio::select! {
+            next = inbound.next() => next,
+            _ = tx.closed() => return,
+        };
+        let item = match next {
+            None => return,
+            Some(Ok(req)) => Inbound::Request(req),
+            Some(Err(status)) => {
+                tracing::debug!(%status, "watch stream receive failed");
+                Inbound::Failed
+            }
+        };
+        let failed = matches!(item, Inbound::Failed);
+        if tx.send(item).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// A watcher of this stream, as the sending task knows it.
+struct StreamWatcher {
+    key: WatcherKey,
+    progress_notify: bool,
+    fragment: bool,
+}
+
+/// The sending task's state: the stream's watchers by watch id.
+struct StreamState {
+    svc: WatchService,
+    out: mpsc::Sender<Result<WatchResponse, Status>>,
+    watchers: HashMap<i64, StreamWatcher>,
+    next_id: i64,
+    /// etcd's per-stream progress flags: ids due a progress notification at the next tick
+    /// (cleared when events were sent since the last tick).
+    progress_due: HashSet<i64>,
+}
+
+/// The sending task stops: the client went away.
+struct Gone;
+
+impl StreamState {
+    fn new(svc: WatchService, out: mpsc::Sender<Result<WatchResponse, Status>>) -> Self {
+        StreamState {
+            svc,
+            out,
+            watchers: HashMap::new(),
+            next_id: 0,
+            progress_due: HashSet::new(),
+        }
+    }
+
+    async fn run(mut self, mut requests: mpsc::Receiver<Inbound>) {
+        let (sink, mut deliveries) = sink();
+        let mut requests_open = true;
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.svc.progress_interval,
+            self.svc.progress_interval,
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let step = tokio::select! {
+                req = requests.recv(), if requests_open => match req {
+                    Some(Inbound::Request(r)) => self.on_request(r, &sink).await,
+                    Some(Inbound::Failed) => Err(Gone),
+                    // Half-closed: keep sending, as etcd does.
+                    None => {
+                        requests_open = false;
+                        Ok(())
+                    }
+                },
+                Some(d) = deliveries.recv() => {
+                    let step = self.on_delivery(d).await;
+                    if deliveries.is_empty() {
+                        self.svc.hub.drained();
+                    }
+                    step
+                }
+                _ = tick.tick() => {
+                    self.on_progress_tick();
+                    Ok(())
+                }
+                _ = self.out.closed() => Err(Gone),
+            };
+            if step.is_err() {
+                break;
+            }
+        }
+        self.svc
+            .hub
+            .remove_all(self.watchers.values().map(|w| w.key));
+    }
+
+    async fn send(&self, resp: WatchResponse) -> Result<(), Gone> {
+        tracing::debug!(?resp, "watch response");
+        self.out.send(Ok(resp)).await.map_err(|_| Gone)
+    }
+
+    fn header(&self, revision: i64) -> Option<synod_proto::etcdserverpb::ResponseHeader> {
+        Some(self.svc.node.header(revision))
+    }
+
+    async fn on_request(&mut self, req: WatchRequest, sink: &crate::watch::Sink) -> Result<(), Gone> {
+        match req.request_union {
+            Some(RequestUnion::CreateRequest(c)) => self.create(c, sink).await,
+            Some(RequestUnion::CancelRequest(c)) => {
+                // etcd answers only a cancel of a watcher that exists.
+                let Some(w) = self.watchers.remove(&c.watch_id) else {
+                    return Ok(());
+                };
+                self.svc.hub.remove(w.key);
+                self.progress_due.remove(&c.watch_id);
+                let resp = WatchResponse {
+                    header: self.header(self.svc.hub.revision()),
+                    watch_id: c.watch_id,
+                    canceled: true,
+                    ..Default::default()
+                };
+                self.send(resp).await
+            }
+            Some(RequestUnion::ProgressRequest(_)) => {
+                // etcd 3.4 answers at once with the store's revision, for the whole stream.
+                let resp = WatchResponse {
+                    header: self.header(self.svc.hub.revision()),
+                    watch_id: INVALID_WATCH_ID,
+                    ..Default::default()
+                };
+                self.send(resp).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn create(&mut self, c: WatchCreateRequest, sink: &crate::watch::Sink) -> Result<(), Gone> {
+        let range = watch_range(&c.key, &c.range_end);
+        let refused = |reason: &str, rev: i64, this: &Self| WatchResponse {
+            header: this.header(rev),
+            watch_id: INVALID_WATCH_ID,
+            created: true,
+            canceled: true,
+            cancel_reason: reason.to_string(),
+            ..Default::default()
+        };
+        if range.is_empty() {
+            return self
+                .send(refused(ERR_EMPTY_RANGE, self.svc.hub.revision(), self))
+                .await;
+        }
+        let id = if c.watch_id == AUTO_WATCH_ID {
+            while self.watchers.contains_key(&self.next_id) {
+                self.next_id += 1;
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            id
+        } else if self.watchers.contains_key(&c.watch_id) {
+            return self
+                .send(refused(ERR_DUPLICATE_ID, self.svc.hub.revision(), self))
+                .await;
+        } else {
+            c.watch_id
+        };
+        let spec = WatchSpec {
+            range,
+            start_rev: c.start_revision,
+            no_put: c.filters.contains(&(FilterType::Noput as i32)),
+            no_delete: c.filters.contains(&(FilterType::Nodelete as i32)),
+            prev_kv: c.prev_kv,
+            watch_id: id,
+        };
+        let (key, created_at) = self.svc.hub.add(sink, spec);
+        self.watchers.insert(
+            id,
+            StreamWatcher {
+                key,
+                progress_notify: c.progress_notify,
+                fragment: c.fragment,
+            },
+        );
+        if c.progress_notify {
+            self.progress_due.insert(id);
+        }
+        let resp = WatchResponse {
+            header: self.header(created_at),
+            watch_id: id,
+            created: true,
+            ..Default::default()
+        };
+        self.send(resp).await
+    }
+
+    /// Whether `d` is for a watcher this stream still has (deliveries queued before a cancel,
+    /// or for an earlier watcher with a reused id, are dropped).
+    fn current(&self, watch_id: i64, watcher: WatcherKey) -> Option<&StreamWatcher> {
+        self.watchers.get(&watch_id).filter(|w| w.key == watcher)
+    }
+
+    async fn on_delivery(&mut self, d: Delivery) -> Result<(), Gone> {
+        match d {
+            Delivery::Events {
+                watcher,
+                watch_id,
+                revision,
+                events,
+            } => {
+                let Some(w) = self.current(watch_id, watcher) else {
+                    return Ok(());
+                };
+                let fragment = w.fragment;
+                let resp = WatchResponse {
+                    header: self.header(revision),
+                    watch_id,
+                    events,
+                    ..Default::default()
+                };
+                if !resp.events.is_empty() {
+                    self.progress_due.remove(&watch_id);
+                }
+                if fragment {
+                    for part in fragments(resp, self.svc.max_request_bytes) {
+                        self.send(part).await?;
+                    }
+                    Ok(())
+                } else {
+                    self.send(resp).await
+                }
+            }
+            Delivery::Progress {
+                watcher,
+                watch_id,
+                revision,
+            } => {
+                if self.current(watch_id, watcher).is_none() {
+                    return Ok(());
+                }
+                let resp = WatchResponse {
+                    header: self.header(revision),
+                    watch_id,
+                    ..Default::default()
+                };
+                self.send(resp).await
+            }
+            Delivery::Compacted {
+                watcher,
+                watch_id,
+                compact_revision,
+            } => {
+                if self.current(watch_id, watcher).is_none() {
+                    return Ok(());
+                }
+                self.watchers.remove(&watch_id);
+                self.progress_due.remove(&watch_id);
+                // etcd's compacted answer carries no revision in its header.
+                let resp = WatchResponse {
+                    header: self.header(0),
+                    watch_id,
+                    compact_revision,
+                    canceled: true,
+                    ..Default::default()
+                };
+                self.send(resp).await
+            }
+        }
+    }
+
+    /// etcd's progress ticker: a watcher that asked for progress notifications and got no
+    /// events since the last tick gets one (if it is synced); every such watcher is then due
+    /// again at the next tick.
+    fn on_progress_tick(&mut self) {
+        for (id, w) in &self.watchers {
+            if !w.progress_notify {
+                continue;
+            }
+            if self.progress_due.contains(id) {
+                self.svc.hub.request_progress(w.key);
+            }
+        }
+        self.progress_due = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| w.progress_notify)
+            .map(|(id, _)| *id)
+            .collect();
+    }
+}
+
+/// The key range of a create request, normalised as etcd does: an empty key is `"\0"`, an
+/// empty `range_end` watches one key, `"\0"` watches every key from `key` on.
+fn watch_range(key: &[u8], range_end: &[u8]) -> KeyRange {
+    let key: &[u8] = if key.is_empty() { &[0] } else { key };
+    KeyRange::from_request(key, range_end)
+}
+
+/// Splits a response larger than `limit` into several, each with at least one event and
+/// `fragment` set on all but the last (etcd's `sendFragments`). Small responses and single
+/// events go out whole.
+fn fragments(resp: WatchResponse, limit: usize) -> Vec<WatchResponse> {
+    if resp.encoded_len() < limit || resp.events.len() < 2 {
+        return vec![resp];
+    }
+    let mut out = Vec::new();
+    let mut template = resp;
+    let mut events = std::mem::take(&mut template.events).into_iter().peekable();
+    let base = template.encoded_len();
+    while events.peek().is_some() {
+        let mut part = WatchResponse {
+            fragment: true,
+            ..template.clone()
+        };
+        let mut size = base;
+        while let Some(ev) = events.peek() {
+            let len = ev.encoded_len();
+            // Field tag plus length prefix around each embedded event.
+            let add = 1 + prost::length_delimiter_len(len) + len;
+            if !part.events.is_empty() && size + add >= limit {
+                break;
+            }
+            size += add;
+            if let Some(ev) = events.next() {
+                part.events.push(ev);
+            }
+        }
+        if events.peek().is_none() {
+            part.fragment = false;
+        }
+        out.push(part);
+    }
+    out
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Watch for WatchService {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<Streaming<WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let rx = self.serve_stream(request.into_inner());
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synod_proto::mvccpb::{Event, KeyValue};
+
+    fn ev(n: usize, size: usize) -> Event {
+        Event {
+            kv: Some(KeyValue {
+                key: format!("k{n}").into_bytes(),
+                value: vec![b'v'; size],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn small_responses_are_not_fragmented() {
+        let resp = WatchResponse {
+            events: vec![ev(1, 10), ev(2, 10)],
+            ..Default::default()
+        };
+        let parts = fragments(resp.clone(), 1000);
+        assert_eq!(parts, vec![resp]);
+    }
+
+    #[test]
+    fn large_responses_split_with_fragment_flag_on_all_but_last() {
+        let events: Vec<Event> = (0..10).map(|i| ev(i, 100)).collect();
+        let resp = WatchResponse {
+            watch_id: 7,
+            events: events.clone(),
+            ..Default::default()
+        };
+        let parts = fragments(resp, 350);
+        assert!(parts.len() > 1);
+        let (last, rest) = parts.split_last().unwrap();
+        assert!(rest.iter().all(|p| p.fragment && !p.events.is_empty()));
+        assert!(!last.fragment);
+        assert!(parts.iter().all(|p| p.watch_id == 7));
+        let joined: Vec<Event> = parts.into_iter().flat_map(|p| p.events).collect();
+        assert_eq!(joined, events);
+    }
+
+    #[test]
+    fn an_event_larger_than_the_limit_still_goes_out() {
+        let events: Vec<Event> = (0..3).map(|i| ev(i, 500)).collect();
+        let parts = fragments(
+            WatchResponse {
+                events,
+                ..Default::default()
+            },
+            100,
+        );
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| p.events.len() == 1));
+    }
+
+    #[test]
+    fn empty_key_means_nul_and_nul_end_means_from_key() {
+        assert_eq!(watch_range(b"", b""), KeyRange::Single(vec![0]));
+        assert!(watch_range(b"b", b"a").is_empty());
+        assert!(watch_range(b"a", b"a").is_empty());
+        assert!(watch_range(b"a", b"\0").contains(b"zzz"));
+    }
+}

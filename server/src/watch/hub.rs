@@ -1,0 +1,562 @@
+//! The watch hub: every watcher of this member, and the delivery of applied events to them.
+//!
+//! etcd's `watchableStore`, rebuilt around bounded queues. Every member applies every entry,
+//! so every member serves watches from its own store; nothing here goes through Raft.
+//!
+//! * A watcher belongs to a [`Sink`] (one per gRPC watch stream, or one per internal
+//!   subscription). A sink is a bounded queue of [`Delivery`]s; the stream drains it.
+//! * A **synced** watcher gets events straight from the state machine: [`WatchHub`] is an
+//!   [`ApplyObserver`], and `events_applied` pushes each batch's matching events onto the
+//!   sinks with `try_send`. It never waits: a sink that is full turns its watcher **unsynced**
+//!   (etcd's victims), and the apply path moves on. Writes never wait for watchers.
+//! * An **unsynced** watcher (a full sink, or a start revision in the past) is caught up by
+//!   the hub's catch-up task, which reads the store's history from the watcher's next
+//!   revision in bounded chunks, whenever its sink has room. Once it has everything up to the
+//!   last published revision it is synced again. A watcher whose next revision has been
+//!   compacted gets one [`Delivery::Compacted`] and is removed.
+//!
+//! Each watcher remembers `next_rev`, the first revision it has not been sent; a delivery only
+//! ever carries events at or above it and moves it past them, so no event is sent twice and
+//! none is skipped, whichever path (apply or catch-up) delivers it. Memory per watcher is
+//! bounded by its sink's capacity, whatever the write rate.
+//!
+//! The hub never writes the store, never blocks the state machine, and knows nothing of gRPC.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use synod_mvcc::{KeyRange, MvccError};
+use synod_proto::mvccpb::{event::EventType, Event};
+use tokio::sync::{mpsc, Notify};
+
+use crate::node::Node;
+use crate::raft::observer::ApplyObserver;
+
+/// How many deliveries a sink holds before its watchers fall behind (etcd: 128 per stream).
+pub const SINK_CAPACITY: usize = 128;
+/// How often unsynced watchers are caught up when nothing wakes the task sooner (etcd: 100 ms).
+const CATCH_UP_INTERVAL: Duration = Duration::from_millis(100);
+/// At most this many events are read from history for one watcher in one pass (whole
+/// revisions are never split, so a delivery may hold a few more).
+const CATCH_UP_EVENTS: usize = 1000;
+
+/// Identifies a watcher in the hub, unique for the hub's lifetime (watch ids are only unique
+/// within a stream and may be reused after a cancel).
+pub type WatcherKey = u64;
+
+/// What a watcher watches, as the client asked.
+#[derive(Debug, Clone)]
+pub struct WatchSpec {
+    pub range: KeyRange,
+    /// The first revision to deliver (etcd's `start_revision`, or current + 1).
+    pub start_rev: i64,
+    pub no_put: bool,
+    pub no_delete: bool,
+    pub prev_kv: bool,
+    /// The id the client knows the watcher by (reported back in every delivery).
+    pub watch_id: i64,
+}
+
+/// One message to a sink's reader, in the order the watcher must see them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// Events of one watcher; `revision` is the store revision they bring the watcher to.
+    Events {
+        watcher: WatcherKey,
+        watch_id: i64,
+        revision: i64,
+        events: Vec<Event>,
+    },
+    /// The watcher has seen every change up to `revision` (a progress notification).
+    Progress {
+        watcher: WatcherKey,
+        watch_id: i64,
+        revision: i64,
+    },
+    /// The watcher's next revision was compacted away; it has been removed.
+    Compacted {
+        watcher: WatcherKey,
+        watch_id: i64,
+        compact_revision: i64,
+    },
+}
+
+/// The writing end of a bounded delivery queue, shared by the watchers of one stream.
+#[derive(Clone)]
+pub struct Sink {
+    tx: mpsc::Sender<Delivery>,
+}
+
+/// Creates a sink and the receiver its stream drains.
+pub fn sink() -> (Sink, mpsc::Receiver<Delivery>) {
+    let (tx, rx) = mpsc::channel(SINK_CAPACITY);
+    (Sink { tx }, rx)
+}
+
+struct Watcher {
+    spec: WatchSpec,
+    /// The first revision not yet delivered.
+    next_rev: i64,
+    synced: bool,
+    sink: Sink,
+}
+
+impl Watcher {
+    /// This watcher's view of `ev` (filters, prev_kv), or `None` if it does not see it.
+    fn select(&self, ev: &Event) -> Option<Event> {
+        let kv = ev.kv.as_ref()?;
+        if kv.mod_revision < self.next_rev || !self.spec.range.contains(&kv.key) {
+            return None;
+        }
+        let is_put = ev.r#type == EventType::Put as i32;
+        if (is_put && self.spec.no_put) || (!is_put && self.spec.no_delete) {
+            return None;
+        }
+        let mut out = ev.clone();
+        if !self.spec.prev_kv {
+            out.prev_kv = None;
+        }
+        Some(out)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    next_key: WatcherKey,
+    watchers: HashMap<WatcherKey, Watcher>,
+    /// Synced single-key watchers by key, and synced range watchers: where an event is looked
+    /// up on the apply path without visiting every watcher.
+    synced_single: HashMap<Vec<u8>, HashSet<WatcherKey>>,
+    synced_ranges: HashSet<WatcherKey>,
+    /// The store revision of the last batch handed to the watchers.
+    published: i64,
+    /// How many watchers are not synced (the catch-up task has work).
+    unsynced: usize,
+}
+
+impl State {
+    fn index(&mut self, key: WatcherKey) {
+        let Some(w) = self.watchers.get(&key) else {
+            return;
+        };
+        match &w.spec.range {
+            KeyRange::Single(k) => {
+                self.synced_single.entry(k.clone()).or_default().insert(key);
+            }
+            KeyRange::Span { .. } => {
+                self.synced_ranges.insert(key);
+            }
+        }
+    }
+
+    fn unindex(&mut self, key: WatcherKey) {
+        let Some(w) = self.watchers.get(&key) else {
+            return;
+        };
+        match &w.spec.range {
+            KeyRange::Single(k) => {
+                if let Some(set) = self.synced_single.get_mut(k) {
+                    set.remove(&key);
+                    if set.is_empty() {
+                        self.synced_single.remove(k);
+                    }
+                }
+            }
+            KeyRange::Span { .. } => {
+                self.synced_ranges.remove(&key);
+            }
+        }
+    }
+
+    fn set_synced(&mut self, key: WatcherKey, synced: bool) {
+        let Some(w) = self.watchers.get_mut(&key) else {
+            return;
+        };
+        if w.synced == synced {
+            return;
+        }
+        w.synced = synced;
+        if synced {
+            self.unsynced -= 1;
+            self.index(key);
+        } else {
+            self.unsynced += 1;
+            self.unindex(key);
+        }
+    }
+
+    fn insert(&mut self, key: WatcherKey, w: Watcher) {
+        let synced = w.synced;
+        self.watchers.insert(key, w);
+        if synced {
+            self.index(key);
+        } else {
+            self.unsynced += 1;
+        }
+    }
+
+    fn remove(&mut self, key: WatcherKey) -> Option<Watcher> {
+        self.unindex(key);
+        let w = self.watchers.remove(&key)?;
+        if !w.synced {
+            self.unsynced -= 1;
+        }
+        Some(w)
+    }
+
+    /// Synced watchers that may see an event on `key`.
+    fn candidates(&self, key: &[u8], out: &mut HashSet<WatcherKey>) {
+        if let Some(set) = self.synced_single.get(key) {
+            out.extend(set.iter().copied());
+        }
+        for k in &self.synced_ranges {
+            if self.watchers.get(k).is_some_and(|w| w.spec.range.contains(key)) {
+                out.insert(*k);
+            }
+        }
+    }
+}
+
+struct Inner {
+    state: Mutex<State>,
+    node: OnceLock<Node>,
+    /// Wakes the catch-up task (a watcher fell behind, or a sink was drained).
+    wake: Notify,
+}
+
+/// The watch hub; cheap to clone. Create it before the node (the state machine reports to
+/// [`WatchHub::observer`]), then [`WatchHub::start`] it with the node.
+#[derive(Clone)]
+pub struct WatchHub {
+    inner: Arc<Inner>,
+}
+
+impl Default for WatchHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WatchHub {
+    pub fn new() -> Self {
+        WatchHub {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+                node: OnceLock::new(),
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the state machine reports applied batches to.
+    pub fn observer(&self) -> Arc<dyn ApplyObserver> {
+        Arc::new(self.clone())
+    }
+
+    /// Attaches the node (whose store the catch-up task reads) and runs the catch-up task
+    /// until `stop` turns true.
+    pub fn start(&self, node: Node, mut stop: tokio::sync::watch::Receiver<bool>) {
+        if let Ok(view) = node.read() {
+            let mut s = self.lock();
+            s.published = s.published.max(view.current_revision());
+        }
+        if self.inner.node.set(node).is_err() {
+            tracing::warn!("watch hub started twice; ignoring the second start");
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = this.inner.wake.notified() => {}
+                    _ = tokio::time::sleep(CATCH_UP_INTERVAL) => {}
+                    _ = stop.changed() => return,
+                }
+                if *stop.borrow() {
+                    return;
+                }
+                // Keep going while a pass made progress: a watcher far behind catches up at
+                // the speed its reader drains, not one chunk per interval.
+                while this.catch_up_pass() {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+    }
+
+    /// The revision of the last batch handed to watchers (what a new watcher is created at).
+    pub fn revision(&self) -> i64 {
+        self.lock().published
+    }
+
+    /// Adds a watcher to `sink`. It is synced at once if its start revision is in the future;
+    /// otherwise it is caught up from history first. Returns its key and the revision it was
+    /// created at.
+    pub fn add(&self, sink: &Sink, mut spec: WatchSpec) -> (WatcherKey, i64) {
+        let mut s = self.lock();
+        let created_at = s.published;
+        if spec.start_rev == 0 {
+            spec.start_rev = created_at + 1;
+        }
+        let key = s.next_key;
+        s.next_key += 1;
+        let synced = spec.start_rev > created_at;
+        s.insert(
+            key,
+            Watcher {
+                next_rev: spec.start_rev,
+                spec,
+                synced,
+                sink: sink.clone(),
+            },
+        );
+        drop(s);
+        if !synced {
+            self.inner.wake.notify_one();
+        }
+        (key, created_at)
+    }
+
+    /// Removes a watcher; `false` if there was none with that key.
+    pub fn remove(&self, key: WatcherKey) -> bool {
+        self.lock().remove(key).is_some()
+    }
+
+    /// Removes several watchers (a stream that ended).
+    pub fn remove_all(&self, keys: impl IntoIterator<Item = WatcherKey>) {
+        let mut s = self.lock();
+        for key in keys {
+            s.remove(key);
+        }
+    }
+
+    /// Queues a progress notification for a synced watcher: it has seen everything up to the
+    /// last published revision. Queued behind its pending events, so it never claims more
+    /// than was delivered. An unsynced watcher gets none (etcd does the same).
+    pub fn request_progress(&self, key: WatcherKey) {
+        let s = self.lock();
+        let Some(w) = s.watchers.get(&key) else {
+            return;
+        };
+        if w.synced {
+            let _ = w.sink.tx.try_send(Delivery::Progress {
+                watcher: key,
+                watch_id: w.spec.watch_id,
+                revision: s.published,
+            });
+        }
+    }
+
+    /// Wakes the catch-up task: a stream drained its sink, so watchers that fell behind can
+    /// make progress now.
+    pub fn drained(&self) {
+        if self.lock().unsynced > 0 {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// One catch-up pass over every unsynced watcher; whether any made progress.
+    fn catch_up_pass(&self) -> bool {
+        let Some(node) = self.inner.node.get() else {
+            return false;
+        };
+        let pending: Vec<(WatcherKey, i64)> = {
+            let s = self.lock();
+            s.watchers
+                .iter()
+                .filter(|(_, w)| !w.synced && w.sink.tx.capacity() > 0)
+                .map(|(k, w)| (*k, w.next_rev))
+                .collect()
+        };
+        if pending.is_empty() {
+            return false;
+        }
+        let view = match node.read() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "watch catch-up cannot read the store");
+                return false;
+            }
+        };
+        let current = view.current_revision();
+        let mut progressed = false;
+        for (key, next_rev) in pending {
+            let prev_kv = {
+                let s = self.lock();
+                match s.watchers.get(&key) {
+                    Some(w) => w.spec.prev_kv,
+                    None => continue,
+                }
+            };
+            match view.events_between(next_rev, current, CATCH_UP_EVENTS, prev_kv) {
+                Ok(events) => {
+                    // A chunk that hit the limit ends at its last revision; otherwise it
+                    // covers everything up to `current`.
+                    let covered = match events.last().and_then(|e| e.kv.as_ref()) {
+                        Some(kv) if events.len() >= CATCH_UP_EVENTS => kv.mod_revision,
+                        _ => current,
+                    };
+                    progressed |= self.deliver_caught_up(key, next_rev, &events, covered);
+                }
+                Err(MvccError::Compacted) => {
+                    progressed |= self.deliver_compacted(key, view.compact_revision());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, watcher = key, "watch catch-up failed");
+                }
+            }
+        }
+        progressed
+    }
+
+    /// Sends `events` (history from `from_rev` up to `covered`) to an unsynced watcher; moves
+    /// it to synced if that brought it up to the last published revision.
+    fn deliver_caught_up(
+        &self,
+        key: WatcherKey,
+        from_rev: i64,
+        events: &[Event],
+        covered: i64,
+    ) -> bool {
+        let mut s = self.lock();
+        let published = s.published;
+        let Some(w) = s.watchers.get_mut(&key) else {
+            return false;
+        };
+        // Canceled and re-added, or resynced meanwhile: this read is stale.
+        if w.synced || w.next_rev != from_rev {
+            return false;
+        }
+        let selected: Vec<Event> = events.iter().filter_map(|e| w.select(e)).collect();
+        let sent = if selected.is_empty() {
+            Ok(())
+        } else {
+            w.sink.tx.try_send(Delivery::Events {
+                watcher: key,
+                watch_id: w.spec.watch_id,
+                revision: covered,
+                events: selected,
+            })
+        };
+        match sent {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => return false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                s.remove(key);
+                return false;
+            }
+        }
+        w.next_rev = covered + 1;
+        // Everything published is delivered (a batch committed but not yet published is
+        // below `next_rev` and will be skipped when it is).
+        if covered >= published {
+            s.set_synced(key, true);
+        }
+        true
+    }
+
+    fn deliver_compacted(&self, key: WatcherKey, compact_revision: i64) -> bool {
+        let mut s = self.lock();
+        let Some(w) = s.watchers.get(&key) else {
+            return false;
+        };
+        if w.synced {
+            return false;
+        }
+        let delivery = Delivery::Compacted {
+            watcher: key,
+            watch_id: w.spec.watch_id,
+            compact_revision,
+        };
+        match w.sink.tx.try_send(delivery) {
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {
+                s.remove(key);
+                true
+            }
+        }
+    }
+
+    /// Hands one applied batch to the synced watchers.
+    fn publish(&self, revision: i64, events: &[Event]) {
+        let mut s = self.lock();
+        s.published = s.published.max(revision);
+        if events.is_empty() || s.watchers.is_empty() {
+            return;
+        }
+        let mut matched: HashSet<WatcherKey> = HashSet::new();
+        for ev in events {
+            if let Some(kv) = &ev.kv {
+                s.candidates(&kv.key, &mut matched);
+            }
+        }
+        let mut fell_behind = false;
+        for key in matched {
+            let Some(w) = s.watchers.get_mut(&key) else {
+                continue;
+            };
+            let selected: Vec<Event> = events.iter().filter_map(|e| w.select(e)).collect();
+            let Some(first_rev) = selected.first().and_then(|e| e.kv.as_ref()).map(|kv| kv.mod_revision) else {
+                continue;
+            };
+            let delivery = Delivery::Events {
+                watcher: key,
+                watch_id: w.spec.watch_id,
+                revision,
+                events: selected,
+            };
+            match w.sink.tx.try_send(delivery) {
+                Ok(()) => w.next_rev = revision + 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // Its reader is slow: catch it up from the store later, starting with
+                    // the first event it missed.
+                    w.next_rev = first_rev;
+                    s.set_synced(key, false);
+                    fell_behind = true;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    s.remove(key);
+                }
+            }
+        }
+        drop(s);
+        if fell_behind {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// After a snapshot install the store jumped to `revision` without events: every watcher
+    /// catches up from history (or learns that it was compacted).
+    fn resync_all(&self, revision: i64) {
+        let mut s = self.lock();
+        s.published = revision;
+        let keys: Vec<WatcherKey> = s.watchers.keys().copied().collect();
+        for key in keys {
+            s.set_synced(key, false);
+        }
+        drop(s);
+        self.inner.wake.notify_one();
+    }
+
+    /// How many watchers exist and how many of them are synced (for tests and status).
+    pub fn counts(&self) -> (usize, usize) {
+        let s = self.lock();
+        let synced = s.watchers.values().filter(|w| w.synced).count();
+        (s.watchers.len(), synced)
+    }
+}
+
+impl ApplyObserver for WatchHub {
+    fn events_applied(&self, revision: i64, events: &[Event]) {
+        self.publish(revision, events);
+    }
+
+    fn restored(&self, revision: i64) {
+        self.resync_all(revision);
+    }
+}

@@ -1,0 +1,55 @@
+//! Watches: the hub that delivers applied events to watchers, and internal subscriptions.
+//!
+//! `hub.rs` owns every watcher of this member (synced ones fed by the state machine, unsynced
+//! ones caught up from the store's history). The gRPC Watch service (`api::watch`) and the
+//! services that wait for changes themselves (election, lock) are its clients; this module
+//! never speaks gRPC and never writes the store.
+
+mod hub;
+
+pub use hub::{sink, Delivery, Sink, WatchHub, WatchSpec, WatcherKey, SINK_CAPACITY};
+
+use tokio::sync::mpsc;
+
+/// One watcher with a queue of its own, for code inside the server that waits for changes
+/// (the election and lock services). Dropping it removes the watcher.
+pub struct Subscription {
+    hub: WatchHub,
+    key: WatcherKey,
+    created_at: i64,
+    rx: mpsc::Receiver<Delivery>,
+}
+
+impl WatchHub {
+    /// Watches `spec` on a queue of its own.
+    pub fn subscribe(&self, spec: WatchSpec) -> Subscription {
+        let (sink, rx) = sink();
+        let (key, created_at) = self.add(&sink, spec);
+        Subscription {
+            hub: self.clone(),
+            key,
+            created_at,
+            rx,
+        }
+    }
+}
+
+impl Subscription {
+    /// The next delivery; `None` only if the hub dropped the watcher's queue.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        let d = self.rx.recv().await;
+        self.hub.drained();
+        d
+    }
+
+    /// The revision the watcher was created at (the hub's last published revision).
+    pub fn created_at(&self) -> i64 {
+        self.created_at
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.remove(self.key);
+    }
+}
