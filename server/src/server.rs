@@ -183,8 +183,23 @@ fn client_router(
     gateway::client_router(
         grpc,
         gateway::json_gateway_with_config(config, kv, maintenance, cluster, health)
-            .merge(gateway::lease_routes(config, Arc::new(lease))),
+            .merge(gateway::lease_routes(config, Arc::new(lease.clone())))
+            .merge(streaming_routes(config, watch, lease)),
     )
+}
+
+/// The gateway's bidirectional streams: `/v3/watch` and `/v3/lease/keepalive`.
+fn streaming_routes(
+    config: gateway::GatewayConfig,
+    watch: WatchService,
+    lease: LeaseService,
+) -> axum::Router {
+    let r = gateway::bidi_route(axum::Router::new(), config, "/watch", move |inbound| {
+        watch.serve_stream(inbound)
+    });
+    gateway::bidi_route(r, config, "/lease/keepalive", move |inbound| {
+        lease.serve_keep_alive(inbound)
+    })
 }
 
 /// etcd's `/health`: a leader exists and a linearizable read of one key succeeds in time.

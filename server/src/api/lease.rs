@@ -8,7 +8,7 @@
 
 use std::pin::Pin;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use synod_proto::etcdserverpb::lease_server::Lease;
 use synod_proto::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
@@ -55,6 +55,57 @@ impl LeaseService {
             .await?;
         resp.response
             .ok_or_else(|| NodeError::Storage("state machine returned no response".into()))
+    }
+
+    /// Serves one keep-alive stream: renews each requested lease in order and answers each
+    /// request; ends when the client half-closes, fails, or goes away. Used by gRPC and the
+    /// JSON gateway alike.
+    pub fn serve_keep_alive<S>(
+        &self,
+        mut inbound: S,
+    ) -> mpsc::Receiver<Result<LeaseKeepAliveResponse, Status>>
+    where
+        S: Stream<Item = Result<LeaseKeepAliveRequest, Status>> + Send + Unpin + 'static,
+    {
+        let (tx, rx) = mpsc::channel(16);
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    next = inbound.next() => next,
+                    _ = tx.closed() => return,
+                };
+                let req = match next {
+                    Some(Ok(req)) => req,
+                    None => return,
+                    Some(Err(status)) => {
+                        tracing::debug!(%status, "lease keep-alive stream ended");
+                        return;
+                    }
+                };
+                // Like etcd, the header is taken before renewing: its revision is never newer
+                // than the renewal.
+                let answer = match this.local_header() {
+                    Ok(header) => this
+                        .lessor
+                        .renew(req.id)
+                        .await
+                        .map(|ttl| LeaseKeepAliveResponse {
+                            header,
+                            id: req.id,
+                            // etcd answers a keep-alive of an unknown lease with TTL 0.
+                            ttl: ttl.unwrap_or(0),
+                        })
+                        .map_err(Status::from),
+                    Err(e) => Err(Status::from(e)),
+                };
+                let failed = answer.is_err();
+                if tx.send(answer).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        rx
     }
 
     /// A header carrying this member's current revision.
@@ -130,45 +181,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(16);
-        let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let next = tokio::select! {
-                    next = inbound.message() => next,
-                    _ = tx.closed() => return,
-                };
-                let req = match next {
-                    Ok(Some(req)) => req,
-                    Ok(None) => return,
-                    Err(status) => {
-                        tracing::debug!(%status, "lease keep-alive stream ended");
-                        return;
-                    }
-                };
-                // Like etcd, the header is taken before renewing: its revision is never newer
-                // than the renewal.
-                let answer = match this.local_header() {
-                    Ok(header) => this
-                        .lessor
-                        .renew(req.id)
-                        .await
-                        .map(|ttl| LeaseKeepAliveResponse {
-                            header,
-                            id: req.id,
-                            // etcd answers a keep-alive of an unknown lease with TTL 0.
-                            ttl: ttl.unwrap_or(0),
-                        })
-                        .map_err(Status::from),
-                    Err(e) => Err(Status::from(e)),
-                };
-                let failed = answer.is_err();
-                if tx.send(answer).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
+        let rx = self.serve_keep_alive(request.into_inner());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

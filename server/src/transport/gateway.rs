@@ -13,8 +13,8 @@
 //! Adding a service (auth, election, lock): write a `*_routes` function like
 //! [`kv_routes`] — one [`unary_route`] line per RPC — and merge it in
 //! [`json_gateway_with_config`] (or, like [`lease_routes`], in the server's router).
-//! Streaming RPCs (watch, lease keep-alive) need their own handlers (grpc-gateway streams
-//! newline-delimited `{"result":…}` objects); `/v3/lease/keepalive` is not served yet.
+//! Streaming RPCs (watch, lease keep-alive, election observe) go through [`bidi_route`] and
+//! [`server_stream_route`] (`streaming.rs`: newline-delimited `{"result":…}` objects).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -577,6 +577,9 @@ async fn not_found(req: Request) -> Response {
     }
     go_http_error(StatusCode::NOT_FOUND, "404 page not found")
 }
+
+mod streaming;
+pub use streaming::{bidi_route, server_stream_route, Inbound, Outbound};
 
 #[cfg(test)]
 mod tests;
