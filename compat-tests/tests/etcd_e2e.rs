@@ -11,10 +11,6 @@
 //! Needs `$E2E_TEST_BIN` (or `~/.cache/synod/e2e.test`), built by
 //! `scripts/setup-test-deps`; `scripts/test` sets everything up.
 //!
-//! Not yet enabled (issue 3: watch / lease / election / lock), to add as its
-//! own #[test] once those are built — record its expected list against
-//! upstream first:
-//!   ^TestCtlV3(Watch.*|Lease.*|Elect|Lock|PutIgnoreLease)$|^TestV3Curl(Watch|Lease.*|Campaign.*|Proclaim.*|Resign.*)$
 
 use compat_tests::e2e::run_e2e;
 
@@ -76,4 +72,68 @@ const KV_EXPECTED: &[&str] = &[
 fn etcd_e2e_kv_txn_compact_endpoint_member() {
     assert_eq!(KV_EXPECTED.len(), 46);
     run_e2e(KV_REGEX, KV_EXPECTED);
+}
+
+/// Watch, lease, election and lock tests over etcdctl and the gRPC gateway
+/// (curl), plus `put --ignore-lease`.
+const WATCH_LEASE_REGEX: &str = "^TestCtlV3(Watch.*|Lease.*|Elect|Lock|PutIgnoreLease)$|^TestV3Curl(Watch|Lease.*|Campaign.*|Proclaim.*|Resign.*)$";
+
+/// What upstream etcd 3.4.23 passes for WATCH_LEASE_REGEX (50 tests, ~75 s).
+const WATCH_LEASE_EXPECTED: &[&str] = &[
+    "TestCtlV3Elect",
+    "TestCtlV3PutIgnoreLease",
+    "TestCtlV3LeaseGrantTimeToLive",
+    "TestCtlV3LeaseGrantTimeToLiveNoTLS",
+    "TestCtlV3LeaseGrantTimeToLiveClientTLS",
+    "TestCtlV3LeaseGrantTimeToLiveClientAutoTLS",
+    "TestCtlV3LeaseGrantTimeToLivePeerTLS",
+    "TestCtlV3LeaseGrantLeases",
+    "TestCtlV3LeaseGrantLeasesNoTLS",
+    "TestCtlV3LeaseGrantLeasesClientTLS",
+    "TestCtlV3LeaseGrantLeasesClientAutoTLS",
+    "TestCtlV3LeaseGrantLeasesPeerTLS",
+    "TestCtlV3LeaseTestTimeToLiveExpired",
+    "TestCtlV3LeaseTestTimeToLiveExpiredNoTLS",
+    "TestCtlV3LeaseTestTimeToLiveExpiredClientTLS",
+    "TestCtlV3LeaseTestTimeToLiveExpiredClientAutoTLS",
+    "TestCtlV3LeaseTestTimeToLiveExpiredPeerTLS",
+    "TestCtlV3LeaseKeepAlive",
+    "TestCtlV3LeaseKeepAliveNoTLS",
+    "TestCtlV3LeaseKeepAliveClientTLS",
+    "TestCtlV3LeaseKeepAliveClientAutoTLS",
+    "TestCtlV3LeaseKeepAlivePeerTLS",
+    "TestCtlV3LeaseKeepAliveOnce",
+    "TestCtlV3LeaseKeepAliveOnceNoTLS",
+    "TestCtlV3LeaseKeepAliveOnceClientTLS",
+    "TestCtlV3LeaseKeepAliveOnceClientAutoTLS",
+    "TestCtlV3LeaseKeepAliveOncePeerTLS",
+    "TestCtlV3LeaseRevoke",
+    "TestCtlV3LeaseRevokeNoTLS",
+    "TestCtlV3LeaseRevokeClientTLS",
+    "TestCtlV3LeaseRevokeClientAutoTLS",
+    "TestCtlV3LeaseRevokePeerTLS",
+    "TestCtlV3Lock",
+    "TestCtlV3Watch",
+    "TestCtlV3WatchNoTLS",
+    "TestCtlV3WatchClientTLS",
+    "TestCtlV3WatchPeerTLS",
+    "TestCtlV3WatchTimeout",
+    "TestCtlV3WatchInteractive",
+    "TestCtlV3WatchInteractiveNoTLS",
+    "TestCtlV3WatchInteractiveClientTLS",
+    "TestCtlV3WatchInteractivePeerTLS",
+    "TestV3CurlLeaseGrantNoTLS",
+    "TestV3CurlLeaseRevokeNoTLS",
+    "TestV3CurlLeaseLeasesNoTLS",
+    "TestV3CurlLeaseKeepAliveNoTLS",
+    "TestV3CurlWatch",
+    "TestV3CurlCampaignNoTLS",
+    "TestV3CurlProclaimMissiongLeaderKeyNoTLS",
+    "TestV3CurlResignMissiongLeaderKeyNoTLS",
+];
+
+#[test]
+fn etcd_e2e_watch_lease_election_lock() {
+    assert_eq!(WATCH_LEASE_EXPECTED.len(), 50);
+    run_e2e(WATCH_LEASE_REGEX, WATCH_LEASE_EXPECTED);
 }

@@ -365,6 +365,27 @@ impl Node {
         }
     }
 
+    /// Replicates `req` only if this member leads: never forwarded, never retried. For what
+    /// the leader proposes on its own behalf from its own clock (lease checkpoints), which
+    /// means nothing coming from another member. Not the leader: [`NodeError::LeaderChanged`].
+    pub async fn propose_as_leader(
+        &self,
+        req: InternalRequest,
+    ) -> Result<InternalResponse, NodeError> {
+        let write = self.inner.raft.client_write(Command(req));
+        let written = tokio::time::timeout(self.inner.request_timeout, write)
+            .await
+            .map_err(|_| NodeError::Timeout)?;
+        match written {
+            Ok(resp) => match resp.data {
+                Applied::Done(resp) => Ok(resp),
+                Applied::Rejected(kind, msg) => Err(NodeError::Rejected(kind, msg)),
+            },
+            Err(RaftError::APIError(_)) => Err(NodeError::LeaderChanged),
+            Err(RaftError::Fatal(_)) => Err(NodeError::Stopped),
+        }
+    }
+
     /// What the leader decides before replicating `cmd`, if anything: `Some` with the completed
     /// command, `None` when `cmd` is ready as it is.
     fn prepare(&self, cmd: &Command) -> Result<Option<Command>, NodeError> {

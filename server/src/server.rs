@@ -15,6 +15,8 @@ use synod_proto::etcdserverpb::kv_server::KvServer;
 use synod_proto::etcdserverpb::lease_server::LeaseServer;
 use synod_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use synod_proto::etcdserverpb::watch_server::WatchServer;
+use synod_proto::v3electionpb::election_server::ElectionServer;
+use synod_proto::v3lockpb::lock_server::LockServer;
 use synod_proto::etcdserverpb::RangeRequest;
 use synod_proto::peerpb::peer_server::PeerServer;
 use tokio::net::TcpListener;
@@ -24,6 +26,8 @@ use crate::api::cluster::ClusterService;
 use crate::api::kv::KvService;
 use crate::api::lease::LeaseService;
 use crate::api::maintenance::MaintenanceService;
+use crate::api::election::ElectionService;
+use crate::api::lock::LockService;
 use crate::api::watch::WatchService;
 use crate::api::Limits;
 use crate::lease::Lessor;
@@ -160,6 +164,8 @@ fn client_router(
         watch_progress_interval,
     );
     let kv = KvService::new(node.clone(), limits);
+    let election = ElectionService::new(node.clone(), hub.clone(), limits);
+    let lock = LockService::new(node.clone(), hub.clone(), limits);
     let lease = LeaseService::new(node.clone(), lessor.clone(), limits);
     let maintenance = MaintenanceService::new(node.clone());
     let cluster = ClusterService::new(node.clone());
@@ -170,7 +176,9 @@ fn client_router(
             )
             .add_service(ClusterServer::new(cluster.clone()).max_decoding_message_size(decode))
             .add_service(LeaseServer::new(lease.clone()).max_decoding_message_size(decode))
-            .add_service(WatchServer::new(watch.clone()).max_decoding_message_size(decode));
+            .add_service(WatchServer::new(watch.clone()).max_decoding_message_size(decode))
+            .add_service(ElectionServer::new(election.clone()).max_decoding_message_size(decode))
+            .add_service(LockServer::new(lock.clone()).max_decoding_message_size(decode));
     let health_node = node.clone();
     let health: gateway::HealthCheck =
         Arc::new(move || -> BoxFuture<'static, Result<(), String>> {
@@ -184,7 +192,9 @@ fn client_router(
         grpc,
         gateway::json_gateway_with_config(config, kv, maintenance, cluster, health)
             .merge(gateway::lease_routes(config, Arc::new(lease.clone())))
-            .merge(streaming_routes(config, watch, lease)),
+            .merge(streaming_routes(config, watch, lease))
+            .merge(gateway::election_routes(config, Arc::new(election)))
+            .merge(gateway::lock_routes(config, Arc::new(lock))),
     )
 }
 

@@ -16,7 +16,7 @@
 //! | `kv_history`     | *escaped user key* ‖ *revision*      | *put record* or *tombstone*   |
 //! | `kv_revs`        | *revision*                           | kind byte ‖ user key          |
 //! | `kv_lease_keys`  | lease id (i64 BE) ‖ user key         | `()`                          |
-//! | `leases`         | lease id (i64 BE)                    | granted TTL in seconds (i64 BE) |
+//! | `leases`         | lease id (i64 BE)                    | *lease record* (see below)    |
 //!
 //! * **`kv_latest`** holds exactly the live keys at the current revision with their full
 //!   record. Reads at the current revision (the overwhelmingly common case) touch only this
@@ -38,8 +38,10 @@
 //! * **`kv_lease_keys`** indexes live keys by attached lease, for lease revocation.
 //! * **`leases`** holds every granted lease (etcd's `lease` bucket): exactly the ids a put may
 //!   attach. A lease is added by a replicated grant and removed, together with its keys (one
-//!   revision), by a replicated revoke. Only the granted TTL is stored; deadlines are not state
-//!   (the embedding layer's leader keeps them in memory). Keys and values are exactly 8 bytes.
+//!   revision), by a replicated revoke. Deadlines are not state (the embedding layer's leader
+//!   keeps them in memory); what is stored is the granted TTL and, once the leader has
+//!   checkpointed the lease, its remaining TTL as of that checkpoint (etcd's `remainingTTL`),
+//!   from which a whole-cluster restart resumes. Keys are exactly 8 bytes.
 //!   The table was added without a layout-version bump: it is purely additive, and a file
 //!   written before it existed gets an empty `leases` table when it is opened (such a file
 //!   cannot hold lease attachments, since no lease could be granted).
@@ -59,6 +61,17 @@
 //!   `version: i64` ‖ `lease: i64` ‖ `value bytes...` (all integers BE).
 //! * **tombstone** — the single byte `0x02` (its revision is in the `kv_history` key).
 //! * **`kv_revs` value** — kind byte (`0x01` put, `0x02` delete) ‖ raw user key.
+//! * **lease record** (`leases` value) — one of two lengths:
+//!   * 8 bytes: `granted TTL: i64 BE`. No checkpoint since the grant: the remaining TTL is
+//!     the full TTL. A grant writes this form, as does a checkpoint whose remaining TTL is
+//!     `<= 0` (etcd's "unset").
+//!   * 16 bytes: `granted TTL: i64 BE` ‖ `remaining TTL: i64 BE` (seconds, `> 0`), written by
+//!     a lease checkpoint.
+//!
+//!   The 8-byte form is the table's original encoding, so files and snapshots written before
+//!   checkpoints existed read unchanged, and a store that never saw a checkpoint is
+//!   byte-identical to one written without them. A binary older than checkpoints refuses a
+//!   16-byte record as corrupt (loudly, never misreading it).
 //!
 //! Why a hand-rolled record instead of a prost-encoded `mvccpb.KeyValue`: the key is already
 //! the table key (prost would store it a second time), the record must also carry the sub
@@ -84,7 +97,8 @@
 //! table id `u8` ‖ entry count `u64 BE` ‖ entries (`key len u32 BE` ‖ key ‖ `value len u32 BE`
 //! ‖ value) in key order ‖ finally a CRC-32 (IEEE) `u32 BE` of all preceding bytes.
 //! Format 1 is the same without the `leases` table; it is still accepted on restore (as a
-//! store with no leases).
+//! store with no leases). Lease records are copied as they are stored (8 or 16 bytes, see
+//! above); adding the 16-byte form did not change the snapshot format number.
 
 use redb::TableDefinition;
 
@@ -243,12 +257,43 @@ pub(crate) fn lease_key_into(out: &mut Vec<u8>, lease: i64, key: &[u8]) {
     out.extend_from_slice(key);
 }
 
-/// Decodes one `leases` entry into (lease id, granted TTL).
-pub(crate) fn decode_lease_entry(key: &[u8], value: &[u8]) -> Result<(i64, i64), MvccError> {
-    if key.len() != 8 || value.len() != 8 {
+/// Length of a lease record without / with a checkpointed remaining TTL.
+pub(crate) const LEASE_RECORD_LEN: usize = 8;
+pub(crate) const LEASE_RECORD_CHECKPOINTED_LEN: usize = 16;
+
+/// Encodes a lease record: the 8-byte form when `remaining` is `None` or not positive (no
+/// checkpointed value: the full TTL), else the 16-byte form.
+pub(crate) fn encode_lease_record(ttl: i64, remaining: Option<i64>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(LEASE_RECORD_CHECKPOINTED_LEN);
+    out.extend_from_slice(&ttl.to_be_bytes());
+    if let Some(r) = remaining.filter(|&r| r > 0) {
+        out.extend_from_slice(&r.to_be_bytes());
+    }
+    out
+}
+
+/// Decodes one `leases` entry into (lease id, granted TTL, checkpointed remaining TTL).
+pub(crate) fn decode_lease_entry(
+    key: &[u8],
+    value: &[u8],
+) -> Result<(i64, i64, Option<i64>), MvccError> {
+    if key.len() != 8 {
         return Err(MvccError::Corrupt("malformed leases entry".to_string()));
     }
-    Ok((be_i64(key)?, be_i64(value)?))
+    let id = be_i64(key)?;
+    match value.len() {
+        LEASE_RECORD_LEN => Ok((id, be_i64(value)?, None)),
+        LEASE_RECORD_CHECKPOINTED_LEN => {
+            let (ttl, remaining) = value.split_at(8);
+            let remaining = be_i64(remaining)?;
+            if remaining <= 0 {
+                // Never written (see `encode_lease_record`): not something this layout made.
+                return Err(MvccError::Corrupt("malformed leases entry".to_string()));
+            }
+            Ok((id, be_i64(ttl)?, Some(remaining)))
+        }
+        _ => Err(MvccError::Corrupt("malformed leases entry".to_string())),
+    }
 }
 
 /// A decoded put record (without the user key, which is the table key).
@@ -433,6 +478,28 @@ mod tests {
             Ok(Stored::Tombstone)
         ));
         assert!(decode_rev_entry(&[]).is_err());
+    }
+
+    #[test]
+    fn lease_records_have_two_forms_and_reject_garbage() {
+        let key = 7i64.to_be_bytes();
+        let plain = encode_lease_record(30, None);
+        assert_eq!(plain, 30i64.to_be_bytes());
+        assert_eq!(decode_lease_entry(&key, &plain).unwrap(), (7, 30, None));
+        // "Unset" remaining TTLs keep the original 8-byte form.
+        assert_eq!(encode_lease_record(30, Some(0)), plain);
+        assert_eq!(encode_lease_record(30, Some(-4)), plain);
+        let checkpointed = encode_lease_record(30, Some(12));
+        assert_eq!(checkpointed.len(), 16);
+        assert_eq!(
+            decode_lease_entry(&key, &checkpointed).unwrap(),
+            (7, 30, Some(12))
+        );
+        assert!(decode_lease_entry(&key, &checkpointed[..12]).is_err());
+        assert!(decode_lease_entry(&key[..4], &plain).is_err());
+        let mut zero = plain.clone();
+        zero.extend_from_slice(&0i64.to_be_bytes());
+        assert!(decode_lease_entry(&key, &zero).is_err());
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod write;
 pub use error::MvccError;
 pub use layout::Rev;
 pub use read::KeyRange;
-pub use store::{MvccStore, ReadView, StoreStats};
+pub use store::{LeaseRecord, MvccStore, ReadView, StoreStats};
 pub use write::WriteBatch;
 
 /// A main store revision (etcd's `int64` revision).

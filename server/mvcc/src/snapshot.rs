@@ -9,7 +9,8 @@ use crate::layout::{
 };
 
 const MAGIC: &[u8; 9] = b"SYNODMVCC";
-/// The format written. Format 2 added the `leases` table.
+/// The format written. Format 2 added the `leases` table (whose records may since carry a
+/// checkpointed remaining TTL; see [`crate::layout`]).
 const SNAPSHOT_FORMAT: u32 = 2;
 /// The oldest format still restored (its tables are a prefix of format 2's).
 const OLDEST_SNAPSHOT_FORMAT: u32 = 1;
@@ -320,7 +321,16 @@ mod tests {
         let data = build(2, &tables);
         let parsed = parse_snapshot(&data).unwrap();
         assert_eq!(parsed.tables[T_LEASES as usize], vec![(&id[..], &ttl[..])]);
-        // A lease entry whose TTL is not 8 bytes.
+        // A checkpointed lease record (TTL and remaining TTL) is carried as it is.
+        let checkpointed = [ttl, 12i64.to_be_bytes()].concat();
+        tables[T_LEASES as usize] = vec![(&id[..], &checkpointed[..])];
+        let data = build(2, &tables);
+        let parsed = parse_snapshot(&data).unwrap();
+        assert_eq!(
+            parsed.tables[T_LEASES as usize],
+            vec![(&id[..], &checkpointed[..])]
+        );
+        // A lease entry that is neither 8 nor 16 bytes.
         tables[T_LEASES as usize] = vec![(&id[..], &ttl[..4])];
         assert!(parse_snapshot(&build(2, &tables)).is_err());
         // Format 2 without the leases table.

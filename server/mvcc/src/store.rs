@@ -184,6 +184,26 @@ impl MvccStore {
     }
 }
 
+/// A granted lease as the store keeps it (etcd's `leasepb.Lease`): what a lessor needs to
+/// rebuild its deadlines after a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub id: i64,
+    /// The granted TTL in seconds.
+    pub ttl: i64,
+    /// The remaining TTL in seconds recorded by the last lease checkpoint applied since the
+    /// grant (always `> 0`); `None` if there was none (the remaining TTL is the full TTL).
+    pub remaining_ttl: Option<i64>,
+}
+
+impl LeaseRecord {
+    /// The TTL a restarted cluster resumes the lease with: the checkpointed remaining TTL,
+    /// or the granted TTL if the lease was never checkpointed (etcd `Lease.RemainingTTL`).
+    pub fn remaining_or_ttl(&self) -> i64 {
+        self.remaining_ttl.unwrap_or(self.ttl)
+    }
+}
+
 /// Entry counts of the store's tables (see [`crate::layout`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -311,21 +331,36 @@ impl ReadView {
 
     /// The granted TTL (seconds) of lease `id`, if it is granted.
     pub fn lease(&self, id: i64) -> Result<Option<i64>, MvccError> {
-        match self.leases.get(id.to_be_bytes().as_slice())? {
-            Some(g) => Ok(Some(decode_lease_entry(&id.to_be_bytes(), g.value())?.1)),
+        Ok(self.lease_record(id)?.map(|r| r.ttl))
+    }
+
+    /// Lease `id` with its persisted remaining TTL, if it is granted.
+    pub fn lease_record(&self, id: i64) -> Result<Option<LeaseRecord>, MvccError> {
+        let key = id.to_be_bytes();
+        match self.leases.get(key.as_slice())? {
+            Some(g) => Ok(Some(lease_record(&key, g.value())?)),
             None => Ok(None),
         }
     }
 
     /// Every granted lease as `(id, granted TTL)`, in id order.
     pub fn leases(&self) -> Result<Vec<(i64, i64)>, MvccError> {
+        Ok(self
+            .lease_records()?
+            .into_iter()
+            .map(|r| (r.id, r.ttl))
+            .collect())
+    }
+
+    /// Every granted lease with its persisted remaining TTL, in id order.
+    pub fn lease_records(&self) -> Result<Vec<LeaseRecord>, MvccError> {
         let mut out = Vec::new();
         for entry in self.leases.iter()? {
             let (k, v) = entry?;
-            out.push(decode_lease_entry(k.value(), v.value())?);
+            out.push(lease_record(k.value(), v.value())?);
         }
         // Big-endian bytes order negative ids after positive ones.
-        out.sort_unstable();
+        out.sort_unstable_by_key(|r| r.id);
         Ok(out)
     }
 
@@ -352,4 +387,13 @@ impl ReadView {
         }
         Ok(out)
     }
+}
+
+fn lease_record(key: &[u8], value: &[u8]) -> Result<LeaseRecord, MvccError> {
+    let (id, ttl, remaining_ttl) = decode_lease_entry(key, value)?;
+    Ok(LeaseRecord {
+        id,
+        ttl,
+        remaining_ttl,
+    })
 }

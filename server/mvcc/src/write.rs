@@ -5,18 +5,19 @@ use std::collections::HashSet;
 
 use synod_proto::etcdserverpb::{
     request_op, response_op, CompactionRequest, CompactionResponse, DeleteRangeRequest,
-    DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+    DeleteRangeResponse, LeaseCheckpoint, LeaseCheckpointResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
+    ResponseOp, TxnRequest, TxnResponse,
 };
 use synod_proto::mvccpb::{event::EventType, Event, KeyValue};
 use synod_proto::peerpb::{internal_request, internal_response, InternalRequest, InternalResponse};
 
 use crate::error::MvccError;
 use crate::layout::{
-    decode_record, decode_rev_entry, encode_record_into, encode_rev_entry_into, escaped_key,
-    history_key, history_key_into, lease_key_into, split_history_key, RecordHeader, Rev, HISTORY,
-    KEYS, KIND_PUT, KIND_TOMBSTONE, LATEST, LEASES, LEASE_KEYS, META, META_COMPACT_REV,
-    META_CURRENT_REV, RESERVED_META_PREFIX, REVS,
+    decode_lease_entry, decode_record, decode_rev_entry, encode_lease_record, encode_record_into,
+    encode_rev_entry_into, escaped_key, history_key, history_key_into, lease_key_into,
+    split_history_key, RecordHeader, Rev, HISTORY, KEYS, KIND_PUT, KIND_TOMBSTONE, LATEST, LEASES,
+    LEASE_KEYS, META, META_COMPACT_REV, META_CURRENT_REV, RESERVED_META_PREFIX, REVS,
 };
 use crate::read::{header, range, record_to_kv, KeyRange, PreState, Tables};
 use crate::store::read_meta_revisions;
@@ -222,8 +223,9 @@ impl WriteBatch {
     /// whether a lease id a put attaches is granted; [`WriteBatch::apply_with_lease_table`]
     /// answers it from this store's `leases` table (what a replicated state machine wants).
     ///
-    /// Lease grants and revocations ([`WriteBatch::grant_lease`], [`WriteBatch::revoke_lease`])
-    /// always use the `leases` table.
+    /// Lease grants, revocations and checkpoints ([`WriteBatch::grant_lease`],
+    /// [`WriteBatch::revoke_lease`], [`WriteBatch::checkpoint_leases`]) always use the `leases`
+    /// table.
     pub fn apply(
         &mut self,
         req: &InternalRequest,
@@ -255,6 +257,15 @@ impl WriteBatch {
                 };
                 return Ok(InternalResponse {
                     response: Some(internal_response::Response::LeaseRevoke(resp)),
+                });
+            }
+            internal_request::Request::LeaseCheckpoint(c) => {
+                self.checkpoint_leases(&c.checkpoints)?;
+                let resp = LeaseCheckpointResponse {
+                    header: header(self.current_rev),
+                };
+                return Ok(InternalResponse {
+                    response: Some(internal_response::Response::LeaseCheckpoint(resp)),
                 });
             }
             _ => {}
@@ -378,11 +389,42 @@ impl WriteBatch {
             if tables.leases.get(key.as_slice())?.is_some() {
                 return Err(MvccError::LeaseExists);
             }
+            // A new lease has no checkpointed remaining TTL: it starts from its full TTL.
             tables
                 .leases
-                .insert(key.as_slice(), ttl.to_be_bytes().as_slice())?;
+                .insert(key.as_slice(), encode_lease_record(ttl, None).as_slice())?;
             Ok(())
         });
+        let ctx = self.start_request(false);
+        self.finish(ctx, result, None)
+    }
+
+    /// Records each lease's remaining TTL (etcd `lessor.Checkpoint` with persisted
+    /// checkpoints): what a restarted cluster resumes the lease with. A remaining TTL `<= 0`
+    /// clears the recorded value (etcd's "unset": the full TTL). Ids that are not granted are
+    /// ignored — the checkpoint may have been proposed before a revocation applied ahead of
+    /// it — so a checkpoint never fails for a request reason. Does not change the store
+    /// revision. Returns how many leases were updated.
+    pub fn checkpoint_leases(
+        &mut self,
+        checkpoints: &[LeaseCheckpoint],
+    ) -> Result<usize, MvccError> {
+        self.check_usable()?;
+        let result = self.txn.with_dependent_mut(|_, tables| {
+            let mut updated = 0;
+            for cp in checkpoints {
+                let key = cp.id.to_be_bytes();
+                let ttl = match tables.leases.get(key.as_slice())? {
+                    Some(g) => decode_lease_entry(&key, g.value())?.1,
+                    None => continue,
+                };
+                let record = encode_lease_record(ttl, Some(cp.remaining_ttl));
+                tables.leases.insert(key.as_slice(), record.as_slice())?;
+                updated += 1;
+            }
+            Ok(updated)
+        });
+        // Only a storage or corruption error can fail it, which poisons the batch.
         let ctx = self.start_request(false);
         self.finish(ctx, result, None)
     }

@@ -89,3 +89,44 @@ pub fn mvcc_status(e: synod_mvcc::MvccError) -> Status {
         other => Status::unknown(other.to_string()),
     }
 }
+
+/// A refusal by the election or lock recipes (etcd's `v3election` and `clientv3/concurrency`).
+///
+/// etcd 3.4 returns these as plain Go errors from its `v3election` / `v3lock` servers, so
+/// grpc-go answers with `Unknown` and the error's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecipeError {
+    /// `v3election.ErrMissingLeaderKey`: Proclaim or Resign without a leader key.
+    #[error("\"leader\" field must be provided")]
+    MissingLeaderKey,
+    /// `concurrency.ErrElectionNotLeader`: the key to proclaim with is not the leader's.
+    #[error("election: not leader")]
+    NotLeader,
+    /// `concurrency.ErrElectionNoLeader`: nobody campaigns on the election.
+    #[error("election: no leader")]
+    NoLeader,
+    /// `concurrency.waitDelete` lost its watcher without an error.
+    #[error("lost watcher waiting for delete")]
+    LostWatcher,
+}
+
+impl From<RecipeError> for Status {
+    fn from(e: RecipeError) -> Status {
+        Status::unknown(e.to_string())
+    }
+}
+
+/// What an etcd error from a KV, lease or watch call made by a recipe becomes.
+///
+/// etcd 3.4's Election and Lock servers run the clientv3 recipes over an in-process client.
+/// That client turns every status carrying one of etcd's error messages into an `EtcdError`,
+/// which has no gRPC status of its own, so the outer server answers `Unknown` with the same
+/// message (e.g. `etcdserver: requested lease not found` is `NotFound` from `Put` but
+/// `Unknown` from `Lock`). Other statuses pass through unchanged.
+pub fn recipe_status(s: Status) -> Status {
+    if s.message().starts_with("etcdserver: ") {
+        Status::unknown(s.message().to_owned())
+    } else {
+        s
+    }
+}

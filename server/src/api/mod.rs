@@ -4,10 +4,13 @@
 //! store's files and never talk to Raft directly.
 
 pub mod cluster;
+pub mod election;
 pub mod errors;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
+pub mod recipe;
 pub mod validate;
 pub mod watch;
 

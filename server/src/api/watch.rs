@@ -34,7 +34,7 @@ const INVALID_WATCH_ID: i64 = -1;
 /// etcd's `AutoWatchID`: the client leaves the choice to the server.
 const AUTO_WATCH_ID: i64 = 0;
 /// Responses queued for the transport before the sending task waits.
-const OUTPUT_CAPACITY: usize = 16;
+const OUTPUT_CAPACITY: usize = 4;
 /// Client requests queued before the receiving task waits.
 const REQUEST_CAPACITY: usize = 16;
 

@@ -1,34 +1,54 @@
-//! The lessor: in-memory lease deadlines, kept by the current leader only.
+//! The lessor: lease deadlines in memory, decided by the leader and estimated everywhere.
 //!
-//! Like etcd's `lessor`, the member that leads keeps, for every granted lease, the instant it
-//! expires; followers keep nothing (their leases never expire on their own). The lessor:
+//! Like etcd's `lessor`, the member that leads (the *primary*) keeps, for every granted lease,
+//! the instant it expires, and that deadline alone decides expiry. Unlike etcd 3.4 by default,
+//! every other member keeps a *shadow* of it, so that a new leader resumes each lease's
+//! remaining TTL instead of restarting the full TTL (etcd issues #9395, #17132). The lessor:
 //!
+//! * **shadows** on every member that is not primary: a grant applied at instant `a` gives the
+//!   lease the estimated expiry `a + TTL` (members apply within milliseconds of the leader, and
+//!   never before it, so the estimate errs on the long side); a revocation drops it; a lease
+//!   checkpoint re-bases it to `a + remaining`. All three are reported by the state machine
+//!   ([`ApplyObserver`]).
+//! * **checkpoints** renewals, as the primary: keep-alives reach only the leader, so every
+//!   [`CHECKPOINT_INTERVAL`] it proposes `LeaseCheckpoint` commands (at most
+//!   [`CHECKPOINT_BATCH`] leases each) carrying the remaining TTL, in whole seconds rounded
+//!   up, of each lease renewed since its last checkpoint; every [`PERSIST_INTERVAL`] it
+//!   checkpoints every lease, so that the remaining TTL the store persists (what a
+//!   whole-cluster restart resumes from) is never far behind for leases nobody renews.
+//!   Checkpoints are data like any command: applying one never fails and never changes what
+//!   else the state machine does; the primary ignores them (its own clock decides).
 //! * **promotes** when this member becomes leader and has applied the first entry of its term
-//!   (so every lease granted in earlier terms is in its store): it loads every lease from the
-//!   store and gives each a fresh deadline, `now + TTL + election timeout` (etcd's `Promote`,
-//!   which extends by one election timeout); it **demotes** (forgets every deadline) as soon as
-//!   the member stops leading. Leadership is read from openraft's metrics.
-//! * learns of grants and revocations from the state machine ([`ApplyObserver`]): a grant
-//!   applied on the leader gets `now + TTL`, a revocation drops the deadline.
+//!   (so every lease granted in earlier terms is in its store): each lease's deadline becomes
+//!   `max(shadow, now) + election timeout` (etcd's `Promote` extends by one election timeout,
+//!   which also covers a renewal made in the last checkpoint interval of the old leader), or,
+//!   with no shadow (a fresh restart), `now + persisted remaining TTL (or TTL) + election
+//!   timeout`. It **demotes** as soon as the member stops leading: its deadlines become its
+//!   shadows (it may lead again). Leadership is read from openraft's metrics.
 //! * renews a deadline to `now + TTL` on keep-alive ([`Lessor::renew`]) and reports the time
-//!   left ([`Lessor::time_to_live`]); on a follower both are forwarded to the leader.
+//!   left ([`Lessor::time_to_live`]), both from the primary's deadlines; on a follower both are
+//!   forwarded to the leader.
 //! * every [`TICK`] proposes a `LeaseRevoke` through Raft for at most [`REVOKE_PER_TICK`]
 //!   expired leases (etcd's rate limit); an expired lease is looked at again after one request
 //!   timeout if its revocation has not been applied by then.
 //!
-//! It owns the deadlines only. It must never write to the store (revocations are proposed like
-//! any client write) and never answer a client; deadlines must never influence what the state
-//! machine applies.
+//! It owns the deadlines and shadows only. It must never write to the store (revocations and
+//! checkpoints are proposed through Raft like any write), never answer a client, and never let
+//! a deadline or shadow influence what the state machine applies; its observer must stay quick
+//! (no I/O, no waiting: it runs on the apply path).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::vote::RaftLeaderId;
 use openraft::ServerState;
+use synod_mvcc::LeaseRecord;
 use synod_proto::etcdserverpb::{
-    LeaseRevokeRequest, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    LeaseCheckpoint, LeaseCheckpointRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse,
 };
 use synod_proto::peerpb::{internal_request::Request, InternalRequest};
 use tokio::sync::watch;
@@ -46,6 +66,24 @@ pub const MAX_LEASE_TTL: i64 = 9_000_000_000;
 pub const TICK: Duration = Duration::from_millis(500);
 /// At most this many revocations are proposed per tick (etcd: `leaseRevokeRate / 2`).
 pub const REVOKE_PER_TICK: usize = 500;
+/// How often the leader checkpoints the leases renewed since its last checkpoint.
+///
+/// The trade-off: a renewal is known only to the leader until its checkpoint applies, so if
+/// the leader dies first the next one under-estimates that lease by up to this interval (plus
+/// the checkpoint's commit latency). The election timeout added on promotion covers that as
+/// long as this interval does not exceed it (etcd's default election timeout is 1 s), and a
+/// client renews at a third of the TTL anyway. Shorter means more Raft entries: one per
+/// interval per [`CHECKPOINT_BATCH`] renewed leases (~16 bytes each), applied on every member;
+/// nothing is proposed in an interval without renewals.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// At most this many leases per checkpoint command (etcd's `maxLeaseCheckpointBatchSize`),
+/// which keeps each log entry around 16 KiB.
+pub const CHECKPOINT_BATCH: usize = 1000;
+/// How often the leader checkpoints every lease, renewed or not (etcd's default
+/// `checkpointInterval`). Shadows do not need it (a member estimates an unrenewed lease from
+/// its grant); the remaining TTL persisted in the store does: without it a whole-cluster
+/// restart would give a never-renewed lease its full TTL again.
+pub const PERSIST_INTERVAL: Duration = Duration::from_secs(300);
 /// How often a waiting call looks again (leader not ready yet, expired lease being revoked,
 /// leader unknown).
 const POLL: Duration = Duration::from_millis(50);
@@ -67,6 +105,14 @@ fn after(now: Instant, secs: i64) -> Instant {
         .unwrap_or(now)
 }
 
+/// Whole seconds left, rounded up (etcd's checkpoint `math.Ceil`): a checkpoint never makes a
+/// lease shorter than the leader's deadline.
+fn remaining_secs_ceil(expiry: Instant, now: Instant) -> i64 {
+    let left = expiry.saturating_duration_since(now);
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
 /// etcd's `int64(lease.Remaining().Seconds())`: whole seconds left, truncated toward zero
 /// (negative once the deadline has passed by a second or more).
 fn remaining_secs(expiry: Instant, now: Instant) -> i64 {
@@ -86,14 +132,21 @@ struct Deadline {
     check_at: Instant,
 }
 
-/// The leader's deadlines. Pure data: every method takes the current instant.
+/// The primary's deadlines, or a follower's shadows. Pure data: every method takes the
+/// current instant.
 #[derive(Debug, Default)]
 struct Deadlines {
     /// The term this member was promoted in; `None` when not the primary lessor.
     primary_term: Option<u64>,
+    /// Primary only: every granted lease's deadline, which decides its expiry.
     leases: HashMap<i64, Deadline>,
-    /// `(check_at, id)` of every lease, soonest first.
+    /// Primary only: `(check_at, id)` of every lease, soonest first.
     queue: BTreeSet<(Instant, i64)>,
+    /// Primary only: leases to put in the next checkpoint (renewed since the last one).
+    to_checkpoint: HashSet<i64>,
+    /// Not primary: this member's estimate of each lease's expiry. A lease may have none (it
+    /// was granted before this member started and not checkpointed since).
+    shadows: HashMap<i64, Instant>,
 }
 
 impl Deadlines {
@@ -120,11 +173,43 @@ impl Deadlines {
         }
     }
 
-    /// Restarts lease `id`'s full TTL; its granted TTL, or `None` if unknown.
+    /// Restarts lease `id`'s full TTL; its granted TTL, or `None` if unknown. The renewal goes
+    /// into the next checkpoint.
     fn renew(&mut self, id: i64, now: Instant) -> Option<i64> {
         let ttl = self.leases.get(&id)?.ttl;
         self.set(id, ttl, after(now, ttl));
+        self.to_checkpoint.insert(id);
         Some(ttl)
+    }
+
+    /// A grant was applied at `now`.
+    fn granted(&mut self, id: i64, ttl: i64, now: Instant) {
+        if self.primary_term.is_some() {
+            self.set(id, ttl, after(now, ttl));
+        } else {
+            self.shadows.insert(id, after(now, ttl));
+        }
+    }
+
+    /// A revocation was applied.
+    fn revoked(&mut self, id: i64) {
+        self.remove(id);
+        self.to_checkpoint.remove(&id);
+        self.shadows.remove(&id);
+    }
+
+    /// A checkpoint of lease `id` was applied at `now`. The primary ignores it: its deadline
+    /// is exact, the checkpoint at best a rounded copy of an older one.
+    fn checkpointed(&mut self, id: i64, remaining_ttl: i64, now: Instant) {
+        if self.primary_term.is_some() {
+            return;
+        }
+        if remaining_ttl > 0 {
+            self.shadows.insert(id, after(now, remaining_ttl));
+        } else {
+            // "Unset": the full TTL from now, which promotion reads from the store.
+            self.shadows.remove(&id);
+        }
     }
 
     /// Up to `limit` leases whose deadline has passed, each rescheduled `retry` from now so it
@@ -153,23 +238,86 @@ impl Deadlines {
         out
     }
 
-    /// Becomes the primary lessor for `term` with `leases` (id, granted TTL) from the store.
-    fn promote(&mut self, term: u64, leases: &[(i64, i64)], now: Instant, extend: Duration) {
-        self.demote();
-        self.primary_term = Some(term);
-        // TODO(issue 3): preserve each lease's remaining TTL across a leader change (etcd's
-        // lease checkpoints). For now a new leader restarts every lease's full TTL, as etcd
-        // 3.4 does without checkpointing.
-        let base = now.checked_add(extend).unwrap_or(now);
-        for &(id, ttl) in leases {
-            self.set(id, ttl, after(base, ttl));
+    /// Takes the leases due for a checkpoint as `(id, remaining TTL in seconds)`, in id order.
+    /// Expired leases are left out: they are being revoked.
+    fn take_checkpoints(&mut self, now: Instant) -> Vec<(i64, i64)> {
+        let mut out: Vec<(i64, i64)> = self
+            .to_checkpoint
+            .drain()
+            .filter_map(|id| self.leases.get(&id).map(|d| (id, d.expiry)))
+            .filter(|&(_, expiry)| expiry > now)
+            .map(|(id, expiry)| (id, remaining_secs_ceil(expiry, now)))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Puts `ids` back for the next checkpoint after a failed proposal, if this member is
+    /// still the primary of `term`.
+    fn requeue(&mut self, term: u64, ids: impl IntoIterator<Item = i64>) {
+        if self.primary_term != Some(term) {
+            return;
+        }
+        for id in ids {
+            if self.leases.contains_key(&id) {
+                self.to_checkpoint.insert(id);
+            }
         }
     }
 
+    /// Puts every lease in the next checkpoint (primary only).
+    fn checkpoint_all(&mut self) {
+        if self.primary_term.is_some() {
+            self.to_checkpoint.extend(self.leases.keys().copied());
+        }
+    }
+
+    /// Becomes the primary lessor for `term` with `leases` from the store (granted TTLs
+    /// already raised to the minimum). A lease with a shadow expires `extend` after its
+    /// shadow, or after `now` if that has passed; one without (granted before this member
+    /// started, never checkpointed since) resumes its persisted remaining TTL from `now`.
+    /// Returns how many leases had a shadow.
+    fn promote(
+        &mut self,
+        term: u64,
+        leases: &[LeaseRecord],
+        now: Instant,
+        extend: Duration,
+    ) -> usize {
+        self.demote();
+        let shadows = std::mem::take(&mut self.shadows);
+        self.primary_term = Some(term);
+        let base = now.checked_add(extend).unwrap_or(now);
+        let mut estimated = 0;
+        for r in leases {
+            let expiry = match shadows.get(&r.id) {
+                Some(&shadow) => {
+                    estimated += 1;
+                    let from = shadow.max(now);
+                    from.checked_add(extend).unwrap_or(from)
+                }
+                None => after(base, r.remaining_or_ttl()),
+            };
+            self.set(r.id, r.ttl, expiry);
+        }
+        estimated
+    }
+
+    /// Stops being the primary lessor: the deadlines become the shadows (this member may lead
+    /// again, and until a new leader checkpoints, they are the best estimate it has).
     fn demote(&mut self) {
-        self.primary_term = None;
+        if self.primary_term.take().is_some() {
+            self.shadows = self.leases.drain().map(|(id, d)| (id, d.expiry)).collect();
+        }
         self.leases.clear();
         self.queue.clear();
+        self.to_checkpoint.clear();
+    }
+
+    /// Forgets everything (the store was replaced by a snapshot): promotion falls back to the
+    /// persisted remaining TTLs.
+    fn reset(&mut self) {
+        *self = Deadlines::default();
     }
 }
 
@@ -196,6 +344,9 @@ struct Inner {
     extend: Duration,
     node: OnceLock<Node>,
     deadlines: Mutex<Deadlines>,
+    /// A checkpoint proposal is under way: the next one waits for it (its leases stay due), so
+    /// a slow log never piles up proposals.
+    checkpointing: AtomicBool,
 }
 
 impl Inner {
@@ -230,6 +381,7 @@ impl Lessor {
                 extend: settings.election_timeout,
                 node: OnceLock::new(),
                 deadlines: Mutex::new(Deadlines::default()),
+                checkpointing: AtomicBool::new(false),
             }),
         }
     }
@@ -276,7 +428,7 @@ impl Lessor {
         if !leading || !ready {
             if d.primary_term.is_some() {
                 d.demote();
-                tracing::info!("lessor demoted: lease deadlines dropped");
+                tracing::info!("lessor demoted: lease deadlines kept as estimates");
             }
             return Ok(if leading {
                 Role::Pending
@@ -287,16 +439,20 @@ impl Lessor {
         if d.primary_term != Some(term) {
             // Read under the lock: a grant applied meanwhile is either in this view or
             // reported to the observer after we are primary.
-            let leases = node
+            let mut leases = node
                 .read()?
-                .leases()
+                .lease_records()
                 .map_err(|e| NodeError::Storage(e.to_string()))?;
-            let leases: Vec<(i64, i64)> = leases
-                .into_iter()
-                .map(|(id, ttl)| (id, ttl.max(self.inner.min_ttl)))
-                .collect();
-            d.promote(term, &leases, Instant::now(), self.inner.extend);
-            tracing::info!(term, leases = leases.len(), "lessor promoted");
+            for r in &mut leases {
+                r.ttl = r.ttl.max(self.inner.min_ttl);
+            }
+            let estimated = d.promote(term, &leases, Instant::now(), self.inner.extend);
+            tracing::info!(
+                term,
+                leases = leases.len(),
+                estimated,
+                "lessor promoted: deadlines resume from estimates (or persisted remaining TTLs)"
+            );
         }
         Ok(Role::Primary)
     }
@@ -417,20 +573,31 @@ impl Lessor {
             .map_err(|_| NodeError::Timeout)?
     }
 
-    /// The expiry loop: follows leadership, and on every tick proposes revocations.
+    /// The lessor loop: follows leadership; as the primary, proposes revocations every
+    /// [`TICK`] and checkpoints every [`CHECKPOINT_INTERVAL`] (all leases every
+    /// [`PERSIST_INTERVAL`]).
     async fn run(self, node: Node, mut stop: watch::Receiver<bool>) {
         let mut metrics = node.raft().metrics();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut checkpoint = tokio::time::interval(CHECKPOINT_INTERVAL);
+        checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut persist = tokio::time::interval_at(
+            tokio::time::Instant::now() + PERSIST_INTERVAL,
+            PERSIST_INTERVAL,
+        );
+        persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut seen = None;
         loop {
-            let ticked = tokio::select! {
-                _ = tick.tick() => true,
+            let wake = tokio::select! {
+                _ = tick.tick() => Wake::Expiry,
+                _ = checkpoint.tick() => Wake::Checkpoint,
+                _ = persist.tick() => Wake::PersistAll,
                 changed = metrics.changed() => {
                     if changed.is_err() {
                         return;
                     }
-                    false
+                    Wake::Metrics
                 }
                 _ = stop.changed() => return,
             };
@@ -439,7 +606,7 @@ impl Lessor {
             }
             // Metrics change often; only a change of role inputs needs a look before the tick.
             let inputs = role_inputs(&metrics.borrow_watched());
-            if !ticked && seen == Some(inputs) {
+            if wake == Wake::Metrics && seen == Some(inputs) {
                 continue;
             }
             seen = Some(inputs);
@@ -450,19 +617,92 @@ impl Lessor {
                     continue;
                 }
             };
-            if !ticked || role != Role::Primary {
+            if role != Role::Primary {
                 continue;
             }
-            let expired = self.inner.lock().take_expired(
-                Instant::now(),
-                REVOKE_PER_TICK,
-                node.request_timeout(),
-            );
-            if !expired.is_empty() {
-                tokio::spawn(revoke_expired(node.clone(), expired));
+            match wake {
+                Wake::Expiry => {
+                    let expired = self.inner.lock().take_expired(
+                        Instant::now(),
+                        REVOKE_PER_TICK,
+                        node.request_timeout(),
+                    );
+                    if !expired.is_empty() {
+                        tokio::spawn(revoke_expired(node.clone(), expired));
+                    }
+                }
+                Wake::Checkpoint => self.start_checkpoint(&node),
+                Wake::PersistAll => self.inner.lock().checkpoint_all(),
+                Wake::Metrics => {}
             }
         }
     }
+
+    /// Proposes the due checkpoints in the background, unless a proposal is still under way
+    /// (then they stay due for the next interval).
+    fn start_checkpoint(&self, node: &Node) {
+        if self.inner.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let in_flight = CheckpointInFlight(self.inner.clone());
+        let (term, due) = {
+            let mut d = self.inner.lock();
+            (d.primary_term, d.take_checkpoints(Instant::now()))
+        };
+        let Some(term) = term else {
+            return;
+        };
+        if due.is_empty() {
+            return;
+        }
+        let node = node.clone();
+        tokio::spawn(async move {
+            propose_checkpoints(&node, &in_flight.0, term, due).await;
+            drop(in_flight);
+        });
+    }
+}
+
+/// Why the lessor loop woke up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    Expiry,
+    Checkpoint,
+    PersistAll,
+    Metrics,
+}
+
+/// Clears [`Inner::checkpointing`] when the proposal ends, however it ends.
+struct CheckpointInFlight(Arc<Inner>);
+
+impl Drop for CheckpointInFlight {
+    fn drop(&mut self) {
+        self.0.checkpointing.store(false, Ordering::Release);
+    }
+}
+
+/// Proposes `due` as `LeaseCheckpoint` commands of at most [`CHECKPOINT_BATCH`] leases, in
+/// order, while this member leads. Proposed by the leader only, never forwarded: a checkpoint
+/// is this member's clock speaking. On failure, what was not applied is due again next time.
+async fn propose_checkpoints(node: &Node, inner: &Inner, term: u64, due: Vec<(i64, i64)>) {
+    for (i, chunk) in due.chunks(CHECKPOINT_BATCH).enumerate() {
+        let checkpoints = chunk
+            .iter()
+            .map(|&(id, remaining_ttl)| LeaseCheckpoint { id, remaining_ttl })
+            .collect();
+        let req = InternalRequest {
+            request: Some(Request::LeaseCheckpoint(LeaseCheckpointRequest {
+                checkpoints,
+            })),
+        };
+        if let Err(e) = node.propose_as_leader(req).await {
+            tracing::debug!(error = %e, leases = due.len(), "lease checkpoint not applied");
+            let rest = due[i * CHECKPOINT_BATCH..].iter().map(|&(id, _)| id);
+            inner.lock().requeue(term, rest);
+            return;
+        }
+    }
+    tracing::trace!(leases = due.len(), "leases checkpointed");
 }
 
 /// Proposes a `LeaseRevoke` for each expired lease (while this member still leads).
@@ -494,28 +734,26 @@ async fn revoke_expired(node: Node, ids: Vec<i64>) {
 struct Observer(Arc<Inner>);
 
 impl ApplyObserver for Observer {
+    // Runs on the apply path: in-memory updates under one short lock, nothing else.
     fn leases_changed(&self, changes: &[LeaseChange]) {
         let mut d = self.0.lock();
-        if d.primary_term.is_none() {
-            return;
-        }
         let now = Instant::now();
         for change in changes {
             match *change {
-                LeaseChange::Granted { id, ttl } => {
-                    let ttl = ttl.max(self.0.min_ttl);
-                    d.set(id, ttl, after(now, ttl));
-                }
-                LeaseChange::Revoked { id } => {
-                    d.remove(id);
+                LeaseChange::Granted { id, ttl } => d.granted(id, ttl.max(self.0.min_ttl), now),
+                LeaseChange::Revoked { id } => d.revoked(id),
+                LeaseChange::Checkpointed { id, remaining_ttl } => {
+                    d.checkpointed(id, remaining_ttl, now)
                 }
             }
         }
     }
 
     fn restored(&self, _revision: i64) {
-        // The leases may have changed wholesale; promotion reloads them from the store.
-        self.0.lock().demote();
+        // The leases may have changed wholesale, so every estimate is suspect (an id may even
+        // have been revoked and granted again): forget them all. Promotion reloads the leases
+        // and their persisted remaining TTLs from the store.
+        self.0.lock().reset();
     }
 }
 
@@ -630,19 +868,174 @@ mod tests {
         assert!(d.queue.is_empty());
     }
 
+    fn rec(id: i64, ttl: i64, remaining_ttl: Option<i64>) -> LeaseRecord {
+        LeaseRecord {
+            id,
+            ttl,
+            remaining_ttl,
+        }
+    }
+
+    fn expiry(d: &Deadlines, id: i64) -> Instant {
+        d.leases[&id].expiry
+    }
+
     #[test]
-    fn promotion_restarts_every_lease_and_demotion_forgets_them() {
+    fn remaining_for_checkpoints_rounds_up() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(remaining_secs_ceil(now + ms(9_100), now), 10);
+        assert_eq!(remaining_secs_ceil(now + ms(9_000), now), 9);
+        assert_eq!(remaining_secs_ceil(now, now + ms(500)), 0);
+    }
+
+    #[test]
+    fn followers_shadow_grants_and_revocations() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let mut d = Deadlines::default();
-        d.set(9, 1, t0);
-        d.promote(3, &[(1, 10), (2, 20)], t0, s(1));
-        assert_eq!(d.primary_term, Some(3));
-        assert_eq!(d.leases.len(), 2);
-        assert_eq!(d.leases[&1].expiry, t0 + s(11));
-        assert_eq!(d.leases[&2].expiry, t0 + s(21));
+        d.granted(1, 60, t0);
+        d.granted(2, 10, t0 + s(1));
+        assert_eq!(d.shadows[&1], t0 + s(60));
+        assert_eq!(d.shadows[&2], t0 + s(11));
+        // Nothing authoritative on a follower: no deadline, nothing to expire or checkpoint.
+        assert!(d.leases.is_empty() && d.queue.is_empty());
+        assert!(d.take_expired(t0 + s(100), 10, s(1)).is_empty());
+        assert_eq!(d.renew(1, t0), None);
+        assert!(d.take_checkpoints(t0).is_empty());
+        d.revoked(1);
+        assert!(!d.shadows.contains_key(&1));
+    }
+
+    #[test]
+    fn promotion_resumes_from_shadows_or_the_persisted_remaining_ttl() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut d = Deadlines::default();
+        d.granted(1, 60, t0);
+        d.granted(2, 5, t0);
+        d.granted(9, 5, t0); // revoked meanwhile: not in the store any more
+                             // Promoted 10 s after the grants, with a one-second election timeout.
+        let now = t0 + s(10);
+        let store = [
+            rec(1, 60, None),
+            // Its shadow has passed: it gets the extension from now.
+            rec(2, 5, None),
+            // No shadow (granted before this member started): its persisted remaining TTL.
+            rec(3, 30, Some(20)),
+            // No shadow, never checkpointed: its full TTL.
+            rec(4, 30, None),
+        ];
+        assert_eq!(d.promote(7, &store, now, s(1)), 2);
+        assert_eq!(d.primary_term, Some(7));
+        assert_eq!(expiry(&d, 1), t0 + s(61));
+        assert_eq!(expiry(&d, 2), now + s(1));
+        assert_eq!(expiry(&d, 3), now + s(21));
+        assert_eq!(expiry(&d, 4), now + s(31));
+        assert_eq!(d.leases.len(), 4);
+        assert_eq!(d.queue.len(), 4);
+        assert!(d.shadows.is_empty());
+        // The granted TTL is still what a renewal restarts.
+        assert_eq!(d.renew(3, now), Some(30));
+        assert_eq!(expiry(&d, 3), now + s(30));
+    }
+
+    #[test]
+    fn checkpoints_move_shadows_but_not_the_primary_deadlines() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut d = Deadlines::default();
+        d.granted(1, 60, t0);
+        // The leader renewed it and checkpointed 58 s left; applied here at t0 + 30.
+        d.checkpointed(1, 58, t0 + s(30));
+        assert_eq!(d.shadows[&1], t0 + s(88));
+        // A lease without a shadow (this member restarted) gets one.
+        d.checkpointed(2, 15, t0 + s(30));
+        assert_eq!(d.shadows[&2], t0 + s(45));
+        // "Unset": dropped, so promotion uses the store's value (the full TTL).
+        d.checkpointed(2, 0, t0 + s(31));
+        assert!(!d.shadows.contains_key(&2));
+        d.promote(
+            3,
+            &[rec(1, 60, Some(58)), rec(2, 20, None)],
+            t0 + s(40),
+            s(1),
+        );
+        assert_eq!(expiry(&d, 1), t0 + s(89));
+        assert_eq!(expiry(&d, 2), t0 + s(61));
+        // On the primary its own (older) checkpoint changes nothing.
+        d.renew(1, t0 + s(41));
+        d.checkpointed(1, 55, t0 + s(42));
+        assert_eq!(expiry(&d, 1), t0 + s(101));
+        assert!(d.shadows.is_empty());
+    }
+
+    #[test]
+    fn renewals_are_checkpointed_once_with_their_remaining_ttl() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let mut d = Deadlines::default();
+        d.promote(
+            2,
+            &[rec(1, 10, None), rec(2, 20, None), rec(3, 5, None)],
+            t0,
+            s(1),
+        );
+        // Nothing renewed, nothing to checkpoint.
+        assert!(d.take_checkpoints(t0).is_empty());
+        d.renew(2, t0 + s(1));
+        d.renew(1, t0 + s(1));
+        d.renew(1, t0 + s(2));
+        d.renew(3, t0 + s(2));
+        // Lease 3 expires before the checkpoint: it is being revoked, not checkpointed.
+        let now = t0 + s(7) + ms(300);
+        assert_eq!(d.take_checkpoints(now), vec![(1, 5), (2, 14)]);
+        assert!(d.take_checkpoints(now).is_empty());
+        // A failed proposal puts them back, unless the term is over or the lease is gone.
+        d.requeue(2, [1, 2, 42]);
+        d.requeue(3, [3]);
+        assert_eq!(d.take_checkpoints(now), vec![(1, 5), (2, 14)]);
+        // Revoked leases leave the next checkpoint.
+        d.renew(2, now);
+        d.revoked(2);
+        assert!(d.take_checkpoints(now).is_empty());
+        // The periodic full checkpoint takes every lease.
+        d.checkpoint_all();
+        assert_eq!(d.take_checkpoints(t0 + s(3)), vec![(1, 9), (3, 4)]);
+    }
+
+    #[test]
+    fn demotion_keeps_the_deadlines_as_shadows() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut d = Deadlines::default();
+        d.promote(3, &[rec(1, 10, None), rec(2, 20, None)], t0, s(1));
+        d.renew(1, t0 + s(5));
         d.demote();
         assert_eq!(d.primary_term, None);
-        assert!(d.leases.is_empty() && d.queue.is_empty());
+        assert!(d.leases.is_empty() && d.queue.is_empty() && d.to_checkpoint.is_empty());
+        assert_eq!(d.shadows.len(), 2);
+        assert_eq!(d.shadows[&1], t0 + s(15));
+        assert_eq!(d.shadows[&2], t0 + s(21));
+        // Not primary any more: a grant is only estimated, a renewal is refused.
+        d.granted(3, 30, t0 + s(6));
+        assert!(d.leases.is_empty());
+        assert_eq!(d.renew(1, t0 + s(6)), None);
+        // Leading again later: each lease resumes from its estimate.
+        let now = t0 + s(18);
+        d.promote(
+            5,
+            &[rec(1, 10, None), rec(2, 20, None), rec(3, 30, None)],
+            now,
+            s(1),
+        );
+        assert_eq!(expiry(&d, 1), now + s(1));
+        assert_eq!(expiry(&d, 2), t0 + s(22));
+        assert_eq!(expiry(&d, 3), t0 + s(37));
+        // A snapshot install forgets everything.
+        d.reset();
+        assert_eq!(d.primary_term, None);
+        assert!(d.leases.is_empty() && d.shadows.is_empty() && d.queue.is_empty());
     }
 }

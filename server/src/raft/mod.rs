@@ -52,6 +52,7 @@ impl fmt::Display for Command {
             Some(Request::Publish(_)) => "publish",
             Some(Request::LeaseGrant(_)) => "lease_grant",
             Some(Request::LeaseRevoke(_)) => "lease_revoke",
+            Some(Request::LeaseCheckpoint(_)) => "lease_checkpoint",
             None => "empty",
         };
         f.write_str(kind)

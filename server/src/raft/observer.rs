@@ -1,7 +1,7 @@
 //! What the state machine tells the layers above after it applied something.
 //!
 //! The state machine owns applying; some layers above keep in-memory state derived from what
-//! was applied (the lessor's leader-only deadlines, the watch hub's synced watchers). They
+//! was applied (the lessor's lease deadlines, the watch hub's synced watchers). They
 //! register an [`ApplyObserver`]: it is called after a batch is committed to the store and
 //! before any client hears back, so a client that saw its lease grant succeed finds the lease
 //! in the leader's lessor, and a watcher gets the event of a put before the put's answer.
@@ -14,14 +14,25 @@ use synod_proto::mvccpb::Event;
 /// A change to the set of granted leases, as applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseChange {
-    Granted { id: i64, ttl: i64 },
-    Revoked { id: i64 },
+    Granted {
+        id: i64,
+        ttl: i64,
+    },
+    Revoked {
+        id: i64,
+    },
+    /// The leader's checkpoint of a granted lease: `remaining_ttl` seconds were left when it
+    /// proposed it (`<= 0`: unset, the full TTL). Reported only for leases the store holds.
+    Checkpointed {
+        id: i64,
+        remaining_ttl: i64,
+    },
 }
 
 /// Receives what the state machine applied. See the module docs for the rules. Every method
 /// has a do-nothing default: an observer implements what it derives state from.
 pub trait ApplyObserver: Send + Sync + 'static {
-    /// Lease grants and revocations of one committed batch, in log order.
+    /// Lease grants, revocations and checkpoints of one committed batch, in log order.
     fn leases_changed(&self, _changes: &[LeaseChange]) {}
 
     /// The key-value events of one committed batch, in revision order, and the store's

@@ -8,9 +8,9 @@
 //! purged past what the store holds durably.
 //!
 //! Responses are sent only after the batch commits, so a client that hears back and then reads
-//! sees its own write. Lease grants and revocations of a committed batch are reported to the
-//! [`ApplyObserver`] (the lessor) before any response is sent; puts attaching a lease are checked
-//! against the store's `leases` table. This module never interprets etcd requests itself (`synod_mvcc` does) and
+//! sees its own write. Lease grants, revocations and checkpoints of a committed batch are
+//! reported to the [`ApplyObserver`] (the lessor) before any response is sent; puts attaching a
+//! lease are checked against the store's `leases` table. This module never interprets etcd requests itself (`synod_mvcc` does) and
 //! knows nothing of gRPC.
 
 use std::io;
@@ -180,6 +180,18 @@ impl StateMachine {
                                 }
                                 Some(Request::LeaseRevoke(r)) => {
                                     lease_changes.push(LeaseChange::Revoked { id: r.id })
+                                }
+                                Some(Request::LeaseCheckpoint(c)) => {
+                                    // The store ignored unknown ids; so does the report, or
+                                    // the lessor would keep estimates for revoked leases.
+                                    for cp in &c.checkpoints {
+                                        if batch.lease_exists(cp.id).map_err(io_err)? {
+                                            lease_changes.push(LeaseChange::Checkpointed {
+                                                id: cp.id,
+                                                remaining_ttl: cp.remaining_ttl,
+                                            });
+                                        }
+                                    }
                                 }
                                 _ => {}
                             }

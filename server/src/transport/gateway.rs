@@ -36,6 +36,8 @@ use synod_proto::etcdserverpb::cluster_server::Cluster;
 use synod_proto::etcdserverpb::kv_server::Kv;
 use synod_proto::etcdserverpb::lease_server::Lease;
 use synod_proto::etcdserverpb::maintenance_server::Maintenance;
+use synod_proto::v3electionpb::election_server::Election;
+use synod_proto::v3lockpb::lock_server::Lock;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::{Code, Status};
 
@@ -175,6 +177,42 @@ pub fn lease_routes<L: Lease>(c: GatewayConfig, lease: Arc<L>) -> Router {
                 s.lease_leases(q).await
             })
         })
+}
+
+/// The election service: `/v3/election/{campaign,proclaim,leader,resign}` and the
+/// `/v3/election/observe` stream.
+pub fn election_routes<E: Election>(c: GatewayConfig, election: Arc<E>) -> Router {
+    let r = Router::new();
+    let e = election.clone();
+    let r = unary_route(r, c, "/election/campaign", e, |s, q| async move {
+        s.campaign(q).await
+    });
+    let e = election.clone();
+    let r = unary_route(r, c, "/election/proclaim", e, |s, q| async move {
+        s.proclaim(q).await
+    });
+    let e = election.clone();
+    let r = unary_route(r, c, "/election/leader", e, |s, q| async move {
+        s.leader(q).await
+    });
+    let e = election.clone();
+    let r = unary_route(r, c, "/election/resign", e, |s, q| async move {
+        s.resign(q).await
+    });
+    server_stream_route(r, c, "/election/observe", move |q| {
+        let e = election.clone();
+        async move { e.observe(q).await }
+    })
+}
+
+/// The lock service: `/v3/lock/{lock,unlock}`.
+pub fn lock_routes<L: Lock>(c: GatewayConfig, lock: Arc<L>) -> Router {
+    let r = unary_route(Router::new(), c, "/lock/lock", lock.clone(), |s, q| async move {
+        s.lock(q).await
+    });
+    unary_route(r, c, "/lock/unlock", lock, |s, q| async move {
+        s.unlock(q).await
+    })
 }
 
 /// `/v3/maintenance/status`.

@@ -11,7 +11,7 @@
 //! moves bytes between sockets and the service implementations it is handed.
 //!
 //! Typical wiring of a client URL:
-//! ```ignore
+//! ```text
 //! let tls = settings.is_enabled().then(|| tls::server_config(&settings, &dir, &hosts)).transpose()?;
 //! let grpc = tonic::service::Routes::new(KvServer::new(kv.clone())).add_service(...);
 //! let app = gateway::client_router(grpc, gateway::json_gateway(kv, maint, cluster, health));

@@ -28,13 +28,12 @@ use std::time::Duration;
 
 use synod_mvcc::{KeyRange, MvccError};
 use synod_proto::mvccpb::{event::EventType, Event};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
+use super::sink::{Sink, TrySend};
 use crate::node::Node;
 use crate::raft::observer::ApplyObserver;
 
-/// How many deliveries a sink holds before its watchers fall behind (etcd: 128 per stream).
-pub const SINK_CAPACITY: usize = 128;
 /// How often unsynced watchers are caught up when nothing wakes the task sooner (etcd: 100 ms).
 const CATCH_UP_INTERVAL: Duration = Duration::from_millis(100);
 /// At most this many events are read from history for one watcher in one pass (whole
@@ -80,18 +79,6 @@ pub enum Delivery {
         watch_id: i64,
         compact_revision: i64,
     },
-}
-
-/// The writing end of a bounded delivery queue, shared by the watchers of one stream.
-#[derive(Clone)]
-pub struct Sink {
-    tx: mpsc::Sender<Delivery>,
-}
-
-/// Creates a sink and the receiver its stream drains.
-pub fn sink() -> (Sink, mpsc::Receiver<Delivery>) {
-    let (tx, rx) = mpsc::channel(SINK_CAPACITY);
-    (Sink { tx }, rx)
 }
 
 struct Watcher {
@@ -199,6 +186,7 @@ impl State {
     fn remove(&mut self, key: WatcherKey) -> Option<Watcher> {
         self.unindex(key);
         let w = self.watchers.remove(&key)?;
+        w.sink.watcher_joined(false);
         if !w.synced {
             self.unsynced -= 1;
         }
@@ -305,6 +293,7 @@ impl WatchHub {
         }
         let key = s.next_key;
         s.next_key += 1;
+        sink.watcher_joined(true);
         let synced = spec.start_rev > created_at;
         s.insert(
             key,
@@ -344,7 +333,7 @@ impl WatchHub {
             return;
         };
         if w.synced {
-            let _ = w.sink.tx.try_send(Delivery::Progress {
+            let _ = w.sink.try_send(Delivery::Progress {
                 watcher: key,
                 watch_id: w.spec.watch_id,
                 revision: s.published,
@@ -360,18 +349,25 @@ impl WatchHub {
         }
     }
 
-    /// One catch-up pass over every unsynced watcher; whether any made progress.
+    /// One catch-up pass over every unsynced watcher whose sink has room; whether any made
+    /// progress. Like etcd's `syncWatchers`, history is read once for all of them, from the
+    /// smallest next revision, and each watcher takes what it needs from that chunk.
     fn catch_up_pass(&self) -> bool {
         let Some(node) = self.inner.node.get() else {
             return false;
         };
-        let pending: Vec<(WatcherKey, i64)> = {
+        let (pending, prev_kv) = {
             let s = self.lock();
-            s.watchers
+            let pending: Vec<(WatcherKey, i64)> = s
+                .watchers
                 .iter()
-                .filter(|(_, w)| !w.synced && w.sink.tx.capacity() > 0)
+                .filter(|(_, w)| !w.synced && w.sink.has_room())
                 .map(|(k, w)| (*k, w.next_rev))
-                .collect()
+                .collect();
+            let prev_kv = pending
+                .iter()
+                .any(|(k, _)| s.watchers.get(k).is_some_and(|w| w.spec.prev_kv));
+            (pending, prev_kv)
         };
         if pending.is_empty() {
             return false;
@@ -384,46 +380,57 @@ impl WatchHub {
             }
         };
         let current = view.current_revision();
+        let compacted_at = view.compact_revision();
+        let (compacted, live): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|(_, next_rev)| compacted_at > 0 && (*next_rev).max(1) < compacted_at);
         let mut progressed = false;
-        for (key, next_rev) in pending {
-            let prev_kv = {
-                let s = self.lock();
-                match s.watchers.get(&key) {
-                    Some(w) => w.spec.prev_kv,
-                    None => continue,
-                }
-            };
-            match view.events_between(next_rev, current, CATCH_UP_EVENTS, prev_kv) {
-                Ok(events) => {
-                    // A chunk that hit the limit ends at its last revision; otherwise it
-                    // covers everything up to `current`.
-                    let covered = match events.last().and_then(|e| e.kv.as_ref()) {
-                        Some(kv) if events.len() >= CATCH_UP_EVENTS => kv.mod_revision,
-                        _ => current,
-                    };
-                    progressed |= self.deliver_caught_up(key, next_rev, &events, covered);
-                }
-                Err(MvccError::Compacted) => {
-                    progressed |= self.deliver_compacted(key, view.compact_revision());
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, watcher = key, "watch catch-up failed");
-                }
+        for (key, _) in compacted {
+            progressed |= self.deliver_compacted(key, compacted_at);
+        }
+        let Some(from) = live.iter().map(|(_, next_rev)| *next_rev).min() else {
+            return progressed;
+        };
+        let events = match view.events_between(from, current, CATCH_UP_EVENTS, prev_kv) {
+            Ok(events) => events,
+            // Compacted since the revision was looked at: the next pass sorts it out.
+            Err(MvccError::Compacted) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, "watch catch-up failed");
+                return progressed;
             }
+        };
+        // A chunk that hit the limit ends at its last revision; otherwise it covers
+        // everything up to `current`.
+        let covered = match events.last().and_then(|e| e.kv.as_ref()) {
+            Some(kv) if events.len() >= CATCH_UP_EVENTS => kv.mod_revision,
+            _ => current,
+        };
+        let mut s = self.lock();
+        for (key, next_rev) in live {
+            let upto = if next_rev <= covered {
+                covered
+            } else if covered == current {
+                // Already past everything stored: nothing to send, maybe synced now.
+                next_rev - 1
+            } else {
+                continue;
+            };
+            progressed |= Self::deliver_caught_up(&mut s, key, next_rev, &events, upto);
         }
         progressed
     }
 
-    /// Sends `events` (history from `from_rev` up to `covered`) to an unsynced watcher; moves
-    /// it to synced if that brought it up to the last published revision.
+    /// Sends the events of `events` at or above the watcher's next revision (history from
+    /// `from_rev` up to `covered`) to an unsynced watcher; moves it to synced if that brought
+    /// it up to the last published revision.
     fn deliver_caught_up(
-        &self,
+        s: &mut State,
         key: WatcherKey,
         from_rev: i64,
         events: &[Event],
         covered: i64,
     ) -> bool {
-        let mut s = self.lock();
         let published = s.published;
         let Some(w) = s.watchers.get_mut(&key) else {
             return false;
@@ -432,11 +439,15 @@ impl WatchHub {
         if w.synced || w.next_rev != from_rev {
             return false;
         }
-        let selected: Vec<Event> = events.iter().filter_map(|e| w.select(e)).collect();
+        let selected: Vec<Event> = events
+            .iter()
+            .filter(|e| e.kv.as_ref().is_some_and(|kv| kv.mod_revision <= covered))
+            .filter_map(|e| w.select(e))
+            .collect();
         let sent = if selected.is_empty() {
             Ok(())
         } else {
-            w.sink.tx.try_send(Delivery::Events {
+            w.sink.try_send(Delivery::Events {
                 watcher: key,
                 watch_id: w.spec.watch_id,
                 revision: covered,
@@ -445,19 +456,21 @@ impl WatchHub {
         };
         match sent {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => return false,
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(TrySend::Full) => return false,
+            Err(TrySend::Closed) => {
                 s.remove(key);
                 return false;
             }
         }
+        let moved = covered + 1 != w.next_rev;
         w.next_rev = covered + 1;
         // Everything published is delivered (a batch committed but not yet published is
         // below `next_rev` and will be skipped when it is).
         if covered >= published {
             s.set_synced(key, true);
+            return true;
         }
-        true
+        moved
     }
 
     fn deliver_compacted(&self, key: WatcherKey, compact_revision: i64) -> bool {
@@ -473,9 +486,9 @@ impl WatchHub {
             watch_id: w.spec.watch_id,
             compact_revision,
         };
-        match w.sink.tx.try_send(delivery) {
-            Err(mpsc::error::TrySendError::Full(_)) => false,
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {
+        match w.sink.try_send(delivery) {
+            Err(TrySend::Full) => false,
+            Ok(()) | Err(TrySend::Closed) => {
                 s.remove(key);
                 true
             }
@@ -510,22 +523,23 @@ impl WatchHub {
                 revision,
                 events: selected,
             };
-            match w.sink.tx.try_send(delivery) {
+            match w.sink.try_send(delivery) {
                 Ok(()) => w.next_rev = revision + 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(TrySend::Full) => {
                     // Its reader is slow: catch it up from the store later, starting with
                     // the first event it missed.
                     w.next_rev = first_rev;
                     s.set_synced(key, false);
                     fell_behind = true;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(TrySend::Closed) => {
                     s.remove(key);
                 }
             }
         }
         drop(s);
         if fell_behind {
+            tracing::debug!(revision, "watchers fell behind");
             self.inner.wake.notify_one();
         }
     }

@@ -6,10 +6,10 @@
 //! never speaks gRPC and never writes the store.
 
 mod hub;
+mod sink;
 
-pub use hub::{sink, Delivery, Sink, WatchHub, WatchSpec, WatcherKey, SINK_CAPACITY};
-
-use tokio::sync::mpsc;
+pub use hub::{Delivery, WatchHub, WatchSpec, WatcherKey};
+pub use sink::{sink, Sink, SinkReceiver};
 
 /// One watcher with a queue of its own, for code inside the server that waits for changes
 /// (the election and lock services). Dropping it removes the watcher.
@@ -17,7 +17,7 @@ pub struct Subscription {
     hub: WatchHub,
     key: WatcherKey,
     created_at: i64,
-    rx: mpsc::Receiver<Delivery>,
+    rx: SinkReceiver,
 }
 
 impl WatchHub {
