@@ -3,10 +3,11 @@
 //!
 //! Two properties matter:
 //!
-//! * **Bounded.** The queue holds at most a budget of deliveries that grows with the number of
-//!   watchers on it (a base for the stream plus a share per watcher). A push over budget fails
-//!   at once ([`TrySend::Full`]); the hub then catches that watcher up from the store later.
-//!   Memory per stream stays bounded whatever the write rate.
+//! * **Bounded.** The queue holds at most a budget of bytes of events that grows with the
+//!   number of watchers on it (a base for the stream plus a share per watcher). A push over
+//!   budget fails at once ([`TrySend::Full`]); the hub then catches that watcher up from the
+//!   store later. Memory per stream stays bounded whatever the write rate. (A single delivery
+//!   larger than the whole budget is still queued when the queue is empty: it has to go out.)
 //! * **Coalescing.** Events for a watcher whose previous events are still queued are appended
 //!   to that queued delivery (up to [`MAX_MERGED_EVENTS`]) instead of queueing another. A
 //!   stream that keeps up sends each batch at once; a stream that is behind sends fewer,
@@ -25,16 +26,23 @@ use tokio::sync::Notify;
 
 use super::hub::{Delivery, WatcherKey};
 
-/// Deliveries a stream may hold whatever its watchers (etcd: 128 responses per stream).
-pub const SINK_BASE: usize = 128;
-/// Further deliveries a stream may hold for each of its watchers.
-pub const SINK_PER_WATCHER: usize = 4;
+/// Bytes of events a stream may hold whatever its watchers.
+pub const SINK_BASE: usize = 1 << 20;
+/// Further bytes a stream may hold for each of its watchers.
+pub const SINK_PER_WATCHER: usize = 16 << 10;
+/// What a delivery is charged besides its events' keys and values.
+const DELIVERY_OVERHEAD: usize = 64;
+/// What an event is charged besides its keys and values.
+const EVENT_OVERHEAD: usize = 48;
 /// Events are merged into a queued delivery up to this many.
 pub const MAX_MERGED_EVENTS: usize = 1000;
 
 #[derive(Default)]
 struct Queue {
-    items: VecDeque<Delivery>,
+    /// Deliveries and what each is charged.
+    items: VecDeque<(Delivery, usize)>,
+    /// The sum of the charges.
+    bytes: usize,
     /// Sequence number of `items[0]`.
     head_seq: u64,
     /// Each watcher's last queued delivery, by sequence number, while it is an Events one.
@@ -98,6 +106,27 @@ pub fn sink() -> (Sink, SinkReceiver) {
     )
 }
 
+/// What a list of events is charged against the budget: their keys and values, roughly.
+fn events_cost(events: &[synod_proto::mvccpb::Event]) -> usize {
+    events
+        .iter()
+        .map(|e| {
+            let kv = |kv: &Option<synod_proto::mvccpb::KeyValue>| {
+                kv.as_ref().map_or(0, |kv| kv.key.len() + kv.value.len())
+            };
+            EVENT_OVERHEAD + kv(&e.kv) + kv(&e.prev_kv)
+        })
+        .sum()
+}
+
+fn cost(d: &Delivery) -> usize {
+    DELIVERY_OVERHEAD
+        + match d {
+            Delivery::Events { events, .. } => events_cost(events),
+            Delivery::Progress { .. } | Delivery::Compacted { .. } => 0,
+        }
+}
+
 fn watcher_of(d: &Delivery) -> WatcherKey {
     match d {
         Delivery::Events { watcher, .. }
@@ -109,42 +138,43 @@ fn watcher_of(d: &Delivery) -> WatcherKey {
 impl Sink {
     /// Queues `d` (or merges it into the watcher's queued events) unless the queue is over
     /// budget or its reader is gone.
-    pub fn try_send(&self, d: Delivery) -> Result<(), TrySend> {
+    pub fn try_send(&self, mut d: Delivery) -> Result<(), TrySend> {
         let mut q = self.shared.lock();
         if q.closed {
             return Err(TrySend::Closed);
         }
+        let limit = self.shared.limit();
         let watcher = watcher_of(&d);
-        let d = match d {
-            Delivery::Events {
-                revision, events, ..
-            } if q.open.contains_key(&watcher) => {
-                let at = q.open.get(&watcher).copied().unwrap_or(0);
-                let index = usize::try_from(at.wrapping_sub(q.head_seq)).unwrap_or(usize::MAX);
-                match q.items.get_mut(index) {
-                    Some(Delivery::Events {
-                        revision: merged_rev,
-                        events: merged,
-                        ..
-                    }) if merged.len() + events.len() <= MAX_MERGED_EVENTS => {
-                        merged.extend(events);
-                        *merged_rev = revision;
-                        return Ok(());
-                    }
-                    _ => Delivery::Events {
-                        watcher,
-                        watch_id: match q.items.get(index) {
-                            Some(Delivery::Events { watch_id, .. }) => *watch_id,
-                            _ => 0,
-                        },
-                        revision,
-                        events,
-                    },
+        let charge = cost(&d);
+        // Merge into the watcher's queued events if there is room.
+        if let (Delivery::Events { revision, events, .. }, Some(&at)) =
+            (&mut d, q.open.get(&watcher).copied().as_ref())
+        {
+            let index = usize::try_from(at.wrapping_sub(q.head_seq)).unwrap_or(usize::MAX);
+            let added = charge - DELIVERY_OVERHEAD;
+            let fits = q.bytes + added <= limit;
+            if let Some((
+                Delivery::Events {
+                    revision: merged_rev,
+                    events: merged,
+                    ..
+                },
+                merged_cost,
+            )) = q.items.get_mut(index)
+            {
+                if !fits {
+                    return Err(TrySend::Full);
+                }
+                if merged.len() + events.len() <= MAX_MERGED_EVENTS {
+                    merged.append(events);
+                    *merged_rev = *revision;
+                    *merged_cost += added;
+                    q.bytes += added;
+                    return Ok(());
                 }
             }
-            other => other,
-        };
-        if q.items.len() >= self.shared.limit() {
+        }
+        if !q.items.is_empty() && q.bytes + charge > limit {
             return Err(TrySend::Full);
         }
         let seq = q.head_seq.wrapping_add(q.items.len() as u64);
@@ -153,7 +183,8 @@ impl Sink {
         } else {
             q.open.remove(&watcher);
         }
-        q.items.push_back(d);
+        q.items.push_back((d, charge));
+        q.bytes += charge;
         drop(q);
         self.shared.ready.notify_one();
         Ok(())
@@ -162,7 +193,7 @@ impl Sink {
     /// Whether a push could succeed now.
     pub fn has_room(&self) -> bool {
         let q = self.shared.lock();
-        !q.closed && q.items.len() < self.shared.limit()
+        !q.closed && (q.items.is_empty() || q.bytes < self.shared.limit())
     }
 
     /// A watcher joined (`true`) or left (`false`) this queue: its share of the budget.
@@ -199,7 +230,8 @@ impl SinkReceiver {
     /// The next delivery if one is queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Delivery> {
         let mut q = self.shared.lock();
-        let d = q.items.pop_front()?;
+        let (d, charge) = q.items.pop_front()?;
+        q.bytes -= charge;
         let seq = q.head_seq;
         q.head_seq = q.head_seq.wrapping_add(1);
         let watcher = watcher_of(&d);
@@ -220,6 +252,7 @@ impl Drop for SinkReceiver {
         let mut q = self.shared.lock();
         q.closed = true;
         q.items.clear();
+        q.bytes = 0;
         q.open.clear();
     }
 }
@@ -255,25 +288,53 @@ mod tests {
         }
     }
 
+    fn big(watcher: WatcherKey, rev: i64, size: usize) -> Delivery {
+        Delivery::Events {
+            watcher,
+            watch_id: 0,
+            revision: rev,
+            events: vec![Event {
+                kv: Some(KeyValue {
+                    value: vec![0; size],
+                    mod_revision: rev,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+        }
+    }
+
     #[tokio::test]
-    async fn the_budget_grows_with_watchers_and_frees_as_the_reader_drains() {
+    async fn the_byte_budget_grows_with_watchers_and_frees_as_the_reader_drains() {
         let (sink, mut rx) = sink();
-        for i in 0..SINK_BASE {
-            sink.try_send(progress(i as i64)).unwrap();
+        // Distinct watchers: no merging. Each charge is just under 64 KiB.
+        let each = (64 << 10) - DELIVERY_OVERHEAD - EVENT_OVERHEAD;
+        for w in 0..16 {
+            sink.try_send(big(w, 1, each)).unwrap();
         }
-        assert!(matches!(sink.try_send(progress(-1)), Err(TrySend::Full)));
+        assert!(matches!(sink.try_send(big(99, 1, each)), Err(TrySend::Full)));
         assert!(!sink.has_room());
-        sink.watcher_joined(true);
-        for _ in 0..SINK_PER_WATCHER {
-            sink.try_send(progress(0)).unwrap();
+        for _ in 0..4 {
+            sink.watcher_joined(true);
         }
-        assert!(matches!(sink.try_send(progress(-1)), Err(TrySend::Full)));
-        assert_eq!(rx.recv().await, Some(progress(0)));
+        sink.try_send(big(99, 1, each)).unwrap();
+        assert!(matches!(sink.try_send(big(98, 1, each)), Err(TrySend::Full)));
+        assert!(rx.recv().await.is_some());
         assert!(sink.has_room());
-        sink.try_send(progress(1)).unwrap();
-        sink.watcher_joined(false);
-        sink.watcher_joined(false); // never below zero
-        assert!(matches!(sink.try_send(progress(-1)), Err(TrySend::Full)));
+        sink.try_send(big(98, 1, each)).unwrap();
+        for _ in 0..6 {
+            sink.watcher_joined(false); // never below zero
+        }
+        assert!(matches!(sink.try_send(big(97, 1, 10)), Err(TrySend::Full)));
+    }
+
+    #[tokio::test]
+    async fn a_delivery_larger_than_the_budget_goes_out_alone() {
+        let (sink, mut rx) = sink();
+        sink.try_send(big(1, 1, 2 * SINK_BASE)).unwrap();
+        assert!(matches!(sink.try_send(big(2, 1, 1)), Err(TrySend::Full)));
+        assert!(rx.try_recv().is_some());
+        sink.try_send(big(2, 1, 1)).unwrap();
     }
 
     #[tokio::test]
