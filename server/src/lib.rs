@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod launch;
 pub mod lease;
+pub mod metrics;
 pub mod node;
 pub mod raft;
 pub mod server;

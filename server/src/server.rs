@@ -35,6 +35,7 @@ use crate::node::{Node, NodeSettings, StartError};
 use crate::raft::network::MAX_PEER_MESSAGE;
 use crate::raft::peer_service::PeerService;
 use crate::transport::{gateway, listener};
+use crate::metrics::Gauge;
 use crate::watch::WatchHub;
 
 /// One address to listen on, with its TLS configuration if the URL was `https://`.
@@ -160,9 +161,11 @@ fn client_router(
     let watch = WatchService::new(
         node.clone(),
         hub.clone(),
-        limits.max_request_bytes,
+        // etcd fragments watch responses at its gRPC limit (request limit + overhead).
+        limits.max_grpc_recv_bytes(),
         watch_progress_interval,
     );
+    let watch_metrics = watch.clone();
     let kv = KvService::new(node.clone(), limits);
     let election = ElectionService::new(node.clone(), hub.clone(), limits);
     let lock = LockService::new(node.clone(), hub.clone(), limits);
@@ -194,8 +197,39 @@ fn client_router(
             .merge(gateway::lease_routes(config, Arc::new(lease.clone())))
             .merge(streaming_routes(config, watch, lease))
             .merge(gateway::election_routes(config, Arc::new(election)))
-            .merge(gateway::lock_routes(config, Arc::new(lock))),
+            .merge(gateway::lock_routes(config, Arc::new(lock)))
+            .merge(gateway::metrics_routes(metrics_text(node, hub, watch_metrics))),
     )
+}
+
+/// What `/metrics` reports, read from the parts that own each figure.
+fn metrics_text(node: &Node, hub: &WatchHub, watch: WatchService) -> gateway::MetricsText {
+    let (node, hub) = (node.clone(), hub.clone());
+    Arc::new(move || {
+        let (watchers, synced) = hub.counts();
+        crate::metrics::render(&[
+            Gauge {
+                name: "etcd_server_has_leader",
+                help: "Whether or not a leader exists. 1 is existence, 0 is not.",
+                value: if node.leader().is_some() { 1.0 } else { 0.0 },
+            },
+            Gauge {
+                name: "etcd_debugging_mvcc_watcher_total",
+                help: "Total number of watchers.",
+                value: watchers as f64,
+            },
+            Gauge {
+                name: "etcd_debugging_mvcc_slow_watcher_total",
+                help: "Total number of unsynced slow watchers.",
+                value: (watchers - synced) as f64,
+            },
+            Gauge {
+                name: "etcd_debugging_mvcc_watch_stream_total",
+                help: "Total number of watch streams.",
+                value: watch.open_streams() as f64,
+            },
+        ])
+    })
 }
 
 /// The gateway's bidirectional streams: `/v3/watch` and `/v3/lease/keepalive`.

@@ -13,6 +13,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -46,22 +48,32 @@ const ERR_EMPTY_RANGE: &str = "mvcc: watcher range is empty";
 pub struct WatchService {
     node: Node,
     hub: WatchHub,
-    max_request_bytes: usize,
+    /// Responses larger than this are split when the watcher asked for fragments (etcd:
+    /// `--max-request-bytes` plus the gRPC overhead allowance).
+    fragment_limit: usize,
     progress_interval: Duration,
+    /// Watch streams open now (etcd's `watch_stream_total`).
+    streams: Arc<AtomicUsize>,
 }
 
 impl WatchService {
+    /// How many watch streams are open.
+    pub fn open_streams(&self) -> usize {
+        self.streams.load(Ordering::Relaxed)
+    }
+
     pub fn new(
         node: Node,
         hub: WatchHub,
-        max_request_bytes: usize,
+        fragment_limit: usize,
         progress_interval: Duration,
     ) -> Self {
         WatchService {
             node,
             hub,
-            max_request_bytes,
+            fragment_limit,
             progress_interval,
+            streams: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -147,6 +159,7 @@ impl StreamState {
     }
 
     async fn run(mut self, mut requests: mpsc::Receiver<Inbound>) {
+        self.svc.streams.fetch_add(1, Ordering::Relaxed);
         let (sink, mut deliveries) = sink();
         let mut requests_open = true;
         let mut tick = tokio::time::interval_at(
@@ -185,6 +198,7 @@ impl StreamState {
         self.svc
             .hub
             .remove_all(self.watchers.values().map(|w| w.key));
+        self.svc.streams.fetch_sub(1, Ordering::Relaxed);
     }
 
     async fn send(&self, resp: WatchResponse) -> Result<(), Gone> {
@@ -313,7 +327,7 @@ impl StreamState {
                     self.progress_due.remove(&watch_id);
                 }
                 if fragment {
-                    for part in fragments(resp, self.svc.max_request_bytes) {
+                    for part in fragments(resp, self.svc.fragment_limit) {
                         self.send(part).await?;
                     }
                     Ok(())

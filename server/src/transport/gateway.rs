@@ -46,6 +46,9 @@ use super::listener::ConnInfo;
 /// `GET /health`'s check: `Ok` is healthy, `Err(reason)` is logged and answered with 503.
 pub type HealthCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
+/// `GET /metrics`'s body, rendered when scraped.
+pub type MetricsText = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// The etcd server version Synod reports (`/version`'s `etcdserver`).
 pub const ETCD_SERVER_VERSION: &str = "3.4.23";
 /// The etcd cluster version Synod reports (`/version`'s `etcdcluster`).
@@ -566,6 +569,22 @@ pub fn etcdhttp_routes(health: HealthCheck) -> Router {
     Router::new()
         .route("/health", health_route)
         .route("/version", get(version_handler).fallback(get_only))
+}
+
+/// `GET /metrics`: Prometheus text.
+pub fn metrics_routes(metrics: MetricsText) -> Router {
+    let route = get(move || {
+        let metrics = metrics.clone();
+        async move {
+            bytes_response(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics().into_bytes(),
+            )
+        }
+    })
+    .fallback(get_only);
+    Router::new().route("/metrics", route)
 }
 
 /// etcd 3.4: 200 `{"health":"true"}`, or 503 `{"health":"false"}` via `http.Error`.

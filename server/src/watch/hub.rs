@@ -380,15 +380,21 @@ impl WatchHub {
             }
         };
         let current = view.current_revision();
-        let compacted_at = view.compact_revision();
+        // etcd's compaction revision is -1 until the first compaction: a start revision below
+        // it (negative ones included) is compacted away, and -1 on a never-compacted store
+        // means "from now on".
+        let compacted_at = match view.compact_revision() {
+            0 => -1,
+            c => c,
+        };
         let (compacted, live): (Vec<_>, Vec<_>) = pending
             .into_iter()
-            .partition(|(_, next_rev)| compacted_at > 0 && (*next_rev).max(1) < compacted_at);
+            .partition(|(_, next_rev)| *next_rev < compacted_at);
         let mut progressed = false;
         for (key, _) in compacted {
             progressed |= self.deliver_compacted(key, compacted_at);
         }
-        let Some(from) = live.iter().map(|(_, next_rev)| *next_rev).min() else {
+        let Some(from) = live.iter().map(|(_, next_rev)| (*next_rev).max(1)).min() else {
             return progressed;
         };
         let events = match view.events_between(from, current, CATCH_UP_EVENTS, prev_kv) {
@@ -408,6 +414,11 @@ impl WatchHub {
         };
         let mut s = self.lock();
         for (key, next_rev) in live {
+            if next_rev < 1 {
+                // Negative start revision that is not compacted: no history, from now on.
+                progressed |= Self::deliver_caught_up(&mut s, key, next_rev, &[], current);
+                continue;
+            }
             let upto = if next_rev <= covered {
                 covered
             } else if covered == current {
