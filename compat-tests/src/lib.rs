@@ -5,7 +5,14 @@
 //! `/usr/bin/etcdctl`, from Debian's `etcd-server` / `etcd-client`) as the
 //! reference. Servers listen on 127.0.0.1 only, in a fresh temporary
 //! directory, on ports handed out by [`free_port`]. Every process started
-//! here is killed when its owner ([`Server`], [`Cluster`]) is dropped.
+//! here is killed when its owner ([`Server`], [`Cluster`], [`BgEtcdctl`]) is
+//! dropped.
+//!
+//! Beside servers and etcdctl, the harness holds what several test files
+//! share: running a scenario against etcd then Synod ([`on_both`],
+//! [`transcript_on_both`]), small client requests ([`put`],
+//! [`current_revision`], [`assert_grpc_error`], ...) and the pieces of the
+//! differential tests ([`differential`]).
 //!
 //! A missing binary is a loud failure (panic with an install hint), never a
 //! skip.
@@ -20,9 +27,12 @@
 mod bins;
 mod cluster;
 mod ctl;
+pub mod differential;
 pub mod e2e;
 mod ports;
+mod requests;
 mod rt;
+mod scenario;
 mod server;
 
 #[cfg(test)]
@@ -30,7 +40,9 @@ mod selftest;
 
 pub use bins::{etcd_bin, etcdctl_bin, synod_bin, workspace_root};
 pub use cluster::Cluster;
-pub use ctl::{etcdctl, etcdctl_with_stdin, stdout_of, CTL_TIMEOUT};
+pub use ctl::{canonical_json, etcdctl, etcdctl_with_stdin, stdout_of, BgEtcdctl, CTL_TIMEOUT};
 pub use ports::free_port;
+pub use requests::{assert_grpc_error, current_revision, put, put_with_lease};
 pub use rt::block_on;
+pub use scenario::{on_both, on_both_with, transcript_on_both};
 pub use server::{client, client_for, Flavor, MemberSpec, Server, READY_TIMEOUT};

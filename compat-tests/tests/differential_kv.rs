@@ -25,6 +25,9 @@
 use std::fmt::{self, Display, Formatter, Write as _};
 use std::time::Duration;
 
+use compat_tests::differential::{
+    candidate_from_env, env_parse, err_text, esc, hdr, verbose_from_env, Mismatch,
+};
 use compat_tests::{client, Flavor, Server};
 use etcd_client::{
     Client, CompactionOptions, Compare, CompareOp, DeleteOptions, Error, GetOptions, KeyValue,
@@ -96,17 +99,6 @@ const VALUES: [&[u8]; 8] = [
 // ---------------------------------------------------------------------------
 // Request model (printable, rebuilt into etcd-client requests for each side)
 // ---------------------------------------------------------------------------
-
-fn esc(bytes: &[u8]) -> String {
-    let mut s = String::from("\"");
-    for &b in bytes {
-        for c in std::ascii::escape_default(b) {
-            s.push(c as char);
-        }
-    }
-    s.push('"');
-    s
-}
 
 #[derive(Clone, Debug)]
 enum Sel {
@@ -891,27 +883,6 @@ struct Outcome {
     rev: Option<i64>,
 }
 
-fn nz(v: u64) -> &'static str {
-    if v == 0 {
-        "0"
-    } else {
-        "set"
-    }
-}
-
-fn hdr(h: Option<&ResponseHeader>) -> String {
-    match h {
-        None => "hdr=none".into(),
-        Some(h) => format!(
-            "hdr(rev={} cluster_id={} member_id={} raft_term={})",
-            h.revision(),
-            nz(h.cluster_id()),
-            nz(h.member_id()),
-            nz(h.raft_term())
-        ),
-    }
-}
-
 fn kv(kv: &KeyValue) -> String {
     format!(
         "{{{}={} create={} mod={} ver={} lease={}}}",
@@ -1093,11 +1064,10 @@ fn txn_resp(r: &TxnResponse, req: &TxnReq) -> String {
 }
 
 fn err(e: Error) -> Outcome {
-    let text = match e {
-        Error::GRpcStatus(st) => format!("ERROR code={:?} message={:?}", st.code(), st.message()),
-        other => format!("CLIENT ERROR {other}"),
-    };
-    Outcome { text, rev: None }
+    Outcome {
+        text: err_text(e),
+        rev: None,
+    }
 }
 
 async fn exec(c: &mut Client, op: &Op) -> Outcome {
@@ -1179,36 +1149,12 @@ async fn exec(c: &mut Client, op: &Op) -> Outcome {
 // The test
 // ---------------------------------------------------------------------------
 
-struct Mismatch {
-    index: usize,
-    request: String,
-    reference: String,
-    candidate: String,
-}
-
-fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
-    let v = std::env::var(name).ok()?;
-    let v = v.trim();
-    let parsed = if let Some(hex) = v.strip_prefix("0x") {
-        u64::from_str_radix(hex, 16)
-            .ok()
-            .and_then(|n| n.to_string().parse().ok())
-    } else {
-        v.parse().ok()
-    };
-    Some(parsed.unwrap_or_else(|| panic!("{name}={v:?} is not a number")))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeded_random_kv_operations_get_the_same_responses_from_synod_as_from_etcd() {
     let seed: u64 = env_parse("DIFF_SEED").unwrap_or(DEFAULT_SEED);
     let n_ops: usize = env_parse("DIFF_OPS").unwrap_or(DEFAULT_OPS).max(MIN_OPS);
-    let (cand_flavor, cand_name) = match std::env::var("DIFF_AGAINST").as_deref() {
-        Err(_) | Ok("synod") | Ok("") => (Flavor::Synod, "synod"),
-        Ok("etcd") => (Flavor::Etcd, "etcd"),
-        Ok(other) => panic!("DIFF_AGAINST={other:?}: expected `synod` or `etcd`"),
-    };
-    let verbose = std::env::var_os("DIFF_VERBOSE").is_some_and(|v| !v.is_empty() && v != "0");
+    let (cand_flavor, cand_name) = candidate_from_env();
+    let verbose = verbose_from_env();
     println!(
         "differential_kv: seed={seed} ({seed:#x}) ops={n_ops} reference=etcd candidate={cand_name} \
          (replay with DIFF_SEED={seed})"
@@ -1292,16 +1238,7 @@ async fn seeded_random_kv_operations_get_the_same_responses_from_synod_as_from_e
             n_ops + 1
         );
         for m in &mismatches {
-            let _ = write!(
-                report,
-                "\n--- op #{}: {}\n    {:<10} {}\n    {:<10} {}\n",
-                m.index,
-                m.request,
-                "etcd:",
-                m.reference,
-                format!("{cand_name}:"),
-                m.candidate
-            );
+            m.write_to(&mut report, "op", cand_name);
         }
         // (The harness prints the tail of both server logs as they drop.)
         panic!("{report}");

@@ -47,6 +47,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use compat_tests::differential::{
+    candidate_from_env, env_parse, err_text, esc, hdr, verbose_from_env, Mismatch,
+};
 use compat_tests::{client, Flavor, Server};
 use etcd_client::{
     Client, CompactionOptions, Compare, CompareOp, DeleteOptions, Error, EventType, GetOptions,
@@ -112,17 +115,6 @@ const NON_KEYS: [&[u8]; 5] = [b"a/b/", b"b/z", b"e", b"fo", b"\xfe"];
 // ---------------------------------------------------------------------------
 // Requests
 // ---------------------------------------------------------------------------
-
-fn esc(bytes: &[u8]) -> String {
-    let mut s = String::from("\"");
-    for &b in bytes {
-        for c in std::ascii::escape_default(b) {
-            s.push(c as char);
-        }
-    }
-    s.push('"');
-    s
-}
 
 #[derive(Clone, Debug)]
 enum Sel {
@@ -723,34 +715,6 @@ impl Display for Outcome {
             write!(f, " ttl={t}")?;
         }
         Ok(())
-    }
-}
-
-fn nz(v: u64) -> &'static str {
-    if v == 0 {
-        "0"
-    } else {
-        "set"
-    }
-}
-
-fn hdr(h: Option<&ResponseHeader>) -> String {
-    match h {
-        None => "hdr=none".into(),
-        Some(h) => format!(
-            "hdr(rev={} cluster_id={} member_id={} raft_term={})",
-            h.revision(),
-            nz(h.cluster_id()),
-            nz(h.member_id()),
-            nz(h.raft_term())
-        ),
-    }
-}
-
-fn err_text(e: Error) -> String {
-    match e {
-        Error::GRpcStatus(st) => format!("ERROR code={:?} message={:?}", st.code(), st.message()),
-        other => format!("CLIENT ERROR {other}"),
     }
 }
 
@@ -1434,13 +1398,6 @@ impl Side {
 // The run
 // ---------------------------------------------------------------------------
 
-struct Mismatch {
-    index: usize,
-    request: String,
-    reference: String,
-    candidate: String,
-}
-
 struct Run {
     gen: Gen,
     reference: Side,
@@ -1649,19 +1606,6 @@ impl Run {
     }
 }
 
-fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
-    let v = std::env::var(name).ok()?;
-    let v = v.trim();
-    let parsed = if let Some(hex) = v.strip_prefix("0x") {
-        u64::from_str_radix(hex, 16)
-            .ok()
-            .and_then(|n| n.to_string().parse().ok())
-    } else {
-        v.parse().ok()
-    };
-    Some(parsed.unwrap_or_else(|| panic!("{name}={v:?} is not a number")))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeded_random_writes_give_every_watcher_and_lease_request_the_same_answers_from_synod_as_from_etcd(
 ) {
@@ -1669,12 +1613,8 @@ async fn seeded_random_writes_give_every_watcher_and_lease_request_the_same_answ
     let n_writes: usize = env_parse("DIFF_WRITES")
         .unwrap_or(DEFAULT_WRITES)
         .max(MIN_WRITES);
-    let (cand_flavor, cand_name) = match std::env::var("DIFF_AGAINST").as_deref() {
-        Err(_) | Ok("synod") | Ok("") => (Flavor::Synod, "synod"),
-        Ok("etcd") => (Flavor::Etcd, "etcd"),
-        Ok(other) => panic!("DIFF_AGAINST={other:?}: expected `synod` or `etcd`"),
-    };
-    let verbose = std::env::var_os("DIFF_VERBOSE").is_some_and(|v| !v.is_empty() && v != "0");
+    let (cand_flavor, cand_name) = candidate_from_env();
+    let verbose = verbose_from_env();
     println!(
         "differential_watch: seed={seed} ({seed:#x}) writes={n_writes} reference=etcd \
          candidate={cand_name} (replay with DIFF_SEED={seed})"
@@ -1797,16 +1737,7 @@ async fn seeded_random_writes_give_every_watcher_and_lease_request_the_same_answ
             watcher_mismatches.len()
         );
         for m in &run.mismatches {
-            let _ = write!(
-                report,
-                "\n--- request #{}: {}\n    {:<10} {}\n    {:<10} {}\n",
-                m.index,
-                m.request,
-                "etcd:",
-                m.reference,
-                format!("{cand_name}:"),
-                m.candidate
-            );
+            m.write_to(&mut report, "request", cand_name);
         }
         for m in watcher_mismatches.iter().take(MAX_MISMATCHES) {
             report.push_str(m);

@@ -24,12 +24,10 @@
 //! they exercise leases, keep-alive, transactions and watches, not the
 //! Lock/Election gRPC services.
 
-use std::io::Read;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{ExitStatus, Output};
 use std::time::{Duration, Instant};
 
-use compat_tests::{etcdctl, etcdctl_bin, Flavor, Server};
+use compat_tests::{canonical_json, etcdctl, transcript_on_both, BgEtcdctl, Server};
 use serde_json::Value;
 
 /// Upper bound for waiting for a background command's output or exit.
@@ -37,141 +35,6 @@ const BG_WAIT: Duration = Duration::from_secs(20);
 
 /// How long a background command that must be blocked is watched for output.
 const STILL_BLOCKED: Duration = Duration::from_secs(1);
-
-// ---------------------------------------------------------------------------
-// Background etcdctl processes
-// ---------------------------------------------------------------------------
-
-/// A long-running etcdctl (watch, lock, elect) with its output captured by
-/// reader threads. Killed and reaped on drop if still running.
-struct Bg {
-    args: Vec<String>,
-    child: Child,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    /// The threads copying stdout and stderr; finished once the pipes close.
-    readers: Vec<std::thread::JoinHandle<()>>,
-    /// Bytes of stdout already written to the transcript.
-    recorded: usize,
-    status: Option<ExitStatus>,
-}
-
-impl Bg {
-    fn spawn(endpoints: &[String], args: &[&str]) -> Bg {
-        let bin = etcdctl_bin();
-        let mut cmd = Command::new(&bin);
-        for (k, _) in std::env::vars_os() {
-            if let Some(k) = k.to_str() {
-                if k.starts_with("ETCDCTL_") {
-                    cmd.env_remove(k);
-                }
-            }
-        }
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", endpoints.join(",")))
-            .args(["--dial-timeout=5s", "--command-timeout=10s"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("failed to spawn {}: {e}", bin.display()));
-        let mut readers = Vec::new();
-        let mut capture = |r: Box<dyn Read + Send>| {
-            let buf = Arc::new(Mutex::new(Vec::new()));
-            let sink = Arc::clone(&buf);
-            // Never joined unbounded: a reader ends when the pipe closes.
-            readers.push(std::thread::spawn(move || {
-                let mut r = r;
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = r.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    sink.lock().unwrap().extend_from_slice(&chunk[..n]);
-                }
-            }));
-            buf
-        };
-        let stdout = capture(Box::new(child.stdout.take().expect("piped stdout")));
-        let stderr = capture(Box::new(child.stderr.take().expect("piped stderr")));
-        Bg {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            child,
-            stdout,
-            stderr,
-            readers,
-            recorded: 0,
-            status: None,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    /// Whether the process has exited (reaping it if so).
-    fn exited(&mut self) -> bool {
-        if self.status.is_none() {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                self.status = Some(st);
-            }
-        }
-        self.status.is_some()
-    }
-
-    fn signal(&mut self, sig: libc::c_int) {
-        if self.exited() {
-            // Reaped: its pid may belong to someone else by now.
-            return;
-        }
-        // SAFETY: kill(2) on the pid of our child, which has not been reaped.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, sig);
-        }
-    }
-
-    /// Whether everything the process wrote has been captured.
-    fn drained(&self) -> bool {
-        self.readers.iter().all(|r| r.is_finished())
-    }
-
-    /// Waits (bounded) for the process to exit.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + BG_WAIT;
-        while !self.exited() {
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "etcdctl {:?} did not exit within {BG_WAIT:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-                    self.args,
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // Let the reader threads take what the process wrote last.
-        while !self.drained() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.status.expect("exited")
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        if !self.exited() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Scenario runner
@@ -185,7 +48,15 @@ struct Run<'a> {
     leases: Vec<u64>,
     /// Key prefixes (`mylock/`) followed by a lease id in hex (no padding).
     lease_prefixes: Vec<String>,
-    bgs: Vec<Bg>,
+    /// Background commands: job `[N]` is `jobs[N - 1]`.
+    jobs: Vec<Job>,
+}
+
+/// A background etcdctl of the scenario.
+struct Job {
+    bg: BgEtcdctl,
+    /// Bytes of its stdout already written to the transcript.
+    recorded: usize,
 }
 
 impl<'a> Run<'a> {
@@ -195,7 +66,7 @@ impl<'a> Run<'a> {
             transcript: String::new(),
             leases: Vec::new(),
             lease_prefixes: Vec::new(),
-            bgs: Vec::new(),
+            jobs: Vec::new(),
         }
     }
 
@@ -268,9 +139,9 @@ impl<'a> Run<'a> {
 
     /// Start `etcdctl <args>` in the background; returns its job number.
     fn bg(&mut self, args: &[&str]) -> usize {
-        let job = self.bgs.len() + 1;
-        let bg = Bg::spawn(&self.endpoints(), args);
-        self.bgs.push(bg);
+        let job = self.jobs.len() + 1;
+        let bg = BgEtcdctl::spawn(&self.endpoints(), args);
+        self.jobs.push(Job { bg, recorded: 0 });
         self.record_command(args, &format!(" &  # [{job}]"));
         job
     }
@@ -280,16 +151,16 @@ impl<'a> Run<'a> {
     fn lines(&mut self, job: usize, n: usize) {
         let deadline = Instant::now() + BG_WAIT;
         let text = loop {
-            let bg = &mut self.bgs[job - 1];
+            let Job { bg, recorded } = &mut self.jobs[job - 1];
             let out = bg.stdout();
-            let fresh = &out[bg.recorded..];
+            let fresh = &out[*recorded..];
             let complete: Vec<&str> = fresh
                 .split_inclusive('\n')
                 .filter(|l| l.ends_with('\n'))
                 .collect();
             if complete.len() >= n {
                 let text: String = complete[..n].concat();
-                bg.recorded += text.len();
+                *recorded += text.len();
                 break text;
             }
             // Exited and all its output read: no more lines will come.
@@ -299,7 +170,7 @@ impl<'a> Run<'a> {
                 panic!(
                     "job [{job}] (etcdctl {:?}) printed {} of the {n} lines awaited ({}) \
                      \n--- its unrecorded stdout ---\n{fresh}--- its stderr ---\n{}--- transcript so far ---\n{}",
-                    bg.args,
+                    bg.args(),
                     complete.len(),
                     if exited { "it exited" } else { "timed out" },
                     bg.stderr(),
@@ -320,14 +191,14 @@ impl<'a> Run<'a> {
     /// [`STILL_BLOCKED`]; `why` says what it waits for.
     fn quiet(&mut self, job: usize, why: &str) {
         std::thread::sleep(STILL_BLOCKED);
-        let bg = &mut self.bgs[job - 1];
+        let Job { bg, recorded } = &mut self.jobs[job - 1];
         let out = bg.stdout();
         assert!(
-            out.len() == bg.recorded && !bg.exited(),
+            out.len() == *recorded && !bg.exited(),
             "job [{job}] (etcdctl {:?}) must still be waiting ({why}), but printed {:?} (exited: {:?}); stderr: {}",
-            bg.args,
-            &out[bg.recorded..],
-            bg.status,
+            bg.args(),
+            &out[*recorded..],
+            bg.status(),
             bg.stderr()
         );
     }
@@ -343,17 +214,17 @@ impl<'a> Run<'a> {
         };
         self.transcript
             .push_str(&format!("$ kill -{name} %{job}\n"));
-        self.bgs[job - 1].signal(sig);
+        self.jobs[job - 1].bg.signal(sig);
         self.finish(job);
     }
 
     /// Wait for job `job` to exit by itself and record how it ended.
     fn finish(&mut self, job: usize) {
-        let status = self.bgs[job - 1].wait_exit();
-        let bg = &self.bgs[job - 1];
-        let rest = bg.stdout()[bg.recorded..].to_string();
+        let Job { bg, recorded } = &mut self.jobs[job - 1];
+        let status = bg.wait_exit(BG_WAIT);
+        let rest = bg.stdout()[*recorded..].to_string();
         let stderr = bg.stderr();
-        self.bgs[job - 1].recorded += rest.len();
+        *recorded += rest.len();
         for line in self.normalise(&rest).lines() {
             self.transcript
                 .push_str(format!("[{job}] {line}").trim_end());
@@ -532,96 +403,22 @@ fn normalise_json(v: &mut Value) {
     }
 }
 
-/// JSON with object keys sorted (independent of serde_json's feature set).
-fn canonical_json(v: &Value) -> String {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let fields: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&map[k])))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        Value::Array(items) => format!(
-            "[{}]",
-            items
-                .iter()
-                .map(canonical_json)
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        other => other.to_string(),
-    }
-}
-
 /// Run `scenario` against upstream etcd, then synod; each must produce
-/// `expected` exactly.
+/// `expected` exactly, and stop every background command it started.
 fn spec(expected: &str, scenario: impl Fn(&mut Run)) {
-    let expected = expected.trim_start_matches('\n');
-    for flavor in [Flavor::Etcd, Flavor::Synod] {
-        eprintln!("=== scenario against {flavor:?}");
-        let srv = Server::start(flavor);
-        let mut run = Run::new(&srv);
-        let label = FailureLabel(flavor);
+    transcript_on_both(expected, |srv| {
+        let mut run = Run::new(srv);
         scenario(&mut run);
-        for (i, bg) in run.bgs.iter_mut().enumerate() {
+        for (i, Job { bg, .. }) in run.jobs.iter_mut().enumerate() {
             assert!(
                 bg.exited(),
                 "the scenario left job [{}] (etcdctl {:?}) running: stop every background command",
                 i + 1,
-                bg.args
+                bg.args()
             );
         }
-        drop(label);
-        if run.transcript != expected {
-            let what = match flavor {
-                Flavor::Etcd => {
-                    "upstream etcd disagrees with the expected transcript: the TEST is wrong"
-                }
-                Flavor::Synod => {
-                    "synod disagrees with the expected transcript (which upstream etcd 3.4 matches)"
-                }
-            };
-            panic!("{what}\n{}", diff(expected, &run.transcript));
-        }
-    }
-}
-
-/// Names the flavor a failing scenario ran against.
-struct FailureLabel(Flavor);
-
-impl Drop for FailureLabel {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "*** the scenario above FAILED against {:?} (test {})",
-                self.0,
-                std::thread::current().name().unwrap_or("?")
-            );
-        }
-    }
-}
-
-/// A line-by-line comparison that points at the first difference.
-fn diff(expected: &str, actual: &str) -> String {
-    let e: Vec<&str> = expected.lines().collect();
-    let a: Vec<&str> = actual.lines().collect();
-    let first = (0..e.len().max(a.len()))
-        .find(|&i| e.get(i) != a.get(i))
-        .unwrap_or(0);
-    let mut s = format!("first difference at line {}:\n", first + 1);
-    s.push_str(&format!(
-        "  expected: {:?}\n  actual:   {:?}\n",
-        e.get(first),
-        a.get(first)
-    ));
-    s.push_str("--- expected ---\n");
-    s.push_str(expected);
-    s.push_str("--- actual ---\n");
-    s.push_str(actual);
-    s
+        run.transcript
+    });
 }
 
 // ---------------------------------------------------------------------------

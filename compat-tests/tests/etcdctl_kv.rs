@@ -16,7 +16,7 @@
 
 use std::process::Output;
 
-use compat_tests::{etcdctl, etcdctl_with_stdin, Flavor, Server};
+use compat_tests::{canonical_json, etcdctl, etcdctl_with_stdin, transcript_on_both, Server};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------
@@ -195,69 +195,11 @@ fn normalise_json(v: &mut Value, nested_in_response: bool) {
 /// Run `scenario` against upstream etcd, then synod; each must produce
 /// `expected` exactly.
 fn spec(expected: &str, scenario: impl Fn(&mut Run)) {
-    let expected = expected.trim_start_matches('\n');
-    for flavor in [Flavor::Etcd, Flavor::Synod] {
-        let srv = Server::start(flavor);
-        let mut run = Run::new(&srv);
+    transcript_on_both(expected, |srv| {
+        let mut run = Run::new(srv);
         scenario(&mut run);
-        if run.transcript != expected {
-            let what = match flavor {
-                Flavor::Etcd => {
-                    "upstream etcd disagrees with the expected transcript: the TEST is wrong"
-                }
-                Flavor::Synod => {
-                    "synod disagrees with the expected transcript (which upstream etcd 3.4 matches)"
-                }
-            };
-            panic!("{what}\n{}", diff(expected, &run.transcript));
-        }
-    }
-}
-
-/// A line-by-line comparison that points at the first difference.
-fn diff(expected: &str, actual: &str) -> String {
-    let e: Vec<&str> = expected.lines().collect();
-    let a: Vec<&str> = actual.lines().collect();
-    let first = (0..e.len().max(a.len()))
-        .find(|&i| e.get(i) != a.get(i))
-        .unwrap_or(0);
-    let mut s = format!("first difference at line {}:\n", first + 1);
-    s.push_str(&format!(
-        "  expected: {:?}\n  actual:   {:?}\n",
-        e.get(first),
-        a.get(first)
-    ));
-    s.push_str("--- expected ---\n");
-    s.push_str(expected);
-    s.push_str("--- actual ---\n");
-    s.push_str(actual);
-    s
-}
-
-/// JSON with object keys sorted (independent of serde_json's feature set).
-fn canonical_json(v: &Value) -> String {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let fields: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&map[k])))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        Value::Array(items) => {
-            format!(
-                "[{}]",
-                items
-                    .iter()
-                    .map(canonical_json)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
-        }
-        other => other.to_string(),
-    }
+        run.transcript
+    });
 }
 
 fn json_of(out: &Output) -> Value {

@@ -78,6 +78,16 @@ fn wait_for_leader(cluster: &Cluster, limit: Duration) -> usize {
     }
 }
 
+/// Every endpoint but the `i`-th.
+fn all_but(endpoints: &[String], i: usize) -> Vec<String> {
+    endpoints
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != i)
+        .map(|(_, e)| e.clone())
+        .collect()
+}
+
 // ---------------------------------------------------------------------------
 // Writer
 // ---------------------------------------------------------------------------
@@ -235,6 +245,19 @@ async fn wait_for_rev(seen: &Arc<Mutex<Seen>>, rev: i64, who: &str) {
     }
 }
 
+/// Waits until `seen` holds at least `n` events; panics after [`WATCH_LIMIT`].
+async fn wait_for_events(seen: &Arc<Mutex<Seen>>, n: usize, who: &str) {
+    let deadline = Instant::now() + WATCH_LIMIT;
+    while seen.lock().unwrap().events.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{who} saw only {} events within {WATCH_LIMIT:?}",
+            seen.lock().unwrap().events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The highest mod revision under `prefix` (keys are only ever put, never deleted).
 async fn max_rev_under(c: &mut Client, prefix: &str) -> i64 {
     let r = bounded(
@@ -314,6 +337,14 @@ struct KeepAlives {
     errors: Vec<(Instant, String)>,
 }
 
+/// Records a keep-alive failure, with when.
+fn log_failure(log: &Mutex<KeepAlives>, what: impl Into<String>) {
+    log.lock()
+        .unwrap()
+        .errors
+        .push((Instant::now(), what.into()));
+}
+
 /// Keeps lease `id` alive through `c` every [`KEEPALIVE_EVERY`] until `stop`, reopening the
 /// keep-alive stream after a failure as a client library does.
 async fn keep_alive_loop(c: Client, id: i64, stop: Arc<AtomicBool>, log: Arc<Mutex<KeepAlives>>) {
@@ -323,51 +354,33 @@ async fn keep_alive_loop(c: Client, id: i64, stop: Arc<AtomicBool>, log: Arc<Mut
         let (mut keeper, mut stream) = match opened {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => {
-                log.lock()
-                    .unwrap()
-                    .errors
-                    .push((Instant::now(), format!("open: {e}")));
+                log_failure(&log, format!("open: {e}"));
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 continue;
             }
             Err(_) => {
-                log.lock()
-                    .unwrap()
-                    .errors
-                    .push((Instant::now(), "open: timeout".into()));
+                log_failure(&log, "open: timeout");
                 continue;
             }
         };
         while !stop.load(Ordering::Relaxed) {
             tokio::time::sleep(KEEPALIVE_EVERY).await;
             if let Err(e) = keeper.keep_alive().await {
-                log.lock()
-                    .unwrap()
-                    .errors
-                    .push((Instant::now(), format!("send: {e}")));
+                log_failure(&log, format!("send: {e}"));
                 break;
             }
             match tokio::time::timeout(Duration::from_secs(5), stream.message()).await {
                 Ok(Ok(Some(r))) => log.lock().unwrap().answers.push((Instant::now(), r.ttl())),
                 Ok(Ok(None)) => {
-                    log.lock()
-                        .unwrap()
-                        .errors
-                        .push((Instant::now(), "stream ended".into()));
+                    log_failure(&log, "stream ended");
                     break;
                 }
                 Ok(Err(e)) => {
-                    log.lock()
-                        .unwrap()
-                        .errors
-                        .push((Instant::now(), format!("recv: {e}")));
+                    log_failure(&log, format!("recv: {e}"));
                     break;
                 }
                 Err(_) => {
-                    log.lock()
-                        .unwrap()
-                        .errors
-                        .push((Instant::now(), "recv: timeout".into()));
+                    log_failure(&log, "recv: timeout");
                     break;
                 }
             }
@@ -384,10 +397,7 @@ fn leases_lock_and_watch_on_survivors_come_through_kill_9_of_the_leader_intact()
     let mut cluster = Cluster::start(Flavor::Synod, 3);
     let old_leader = wait_for_leader(&cluster, ELECTION_LIMIT);
     let endpoints = cluster.endpoints();
-    let survivors: Vec<String> = (0..3)
-        .filter(|&i| i != old_leader)
-        .map(|i| endpoints[i].clone())
-        .collect();
+    let survivors = all_but(&endpoints, old_leader);
     // Keep-alives and the lock go through one surviving member, the watch through the other.
     let via_follower = vec![survivors[0].clone()];
     let watch_member = vec![survivors[1].clone()];
@@ -667,10 +677,7 @@ fn a_watch_on_the_killed_leader_resumed_on_a_survivor_from_its_last_revision_has
     let mut cluster = Cluster::start(Flavor::Synod, 3);
     let old_leader = wait_for_leader(&cluster, ELECTION_LIMIT);
     let endpoints = cluster.endpoints();
-    let survivors: Vec<String> = (0..3)
-        .filter(|&i| i != old_leader)
-        .map(|i| endpoints[i].clone())
-        .collect();
+    let survivors = all_but(&endpoints, old_leader);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let prefix = "resume/";
 
@@ -688,17 +695,7 @@ fn a_watch_on_the_killed_leader_resumed_on_a_survivor_from_its_last_revision_has
         })
     };
     // Let the watch on the leader see some events, then kill the leader under load.
-    rt.block_on(async {
-        let deadline = Instant::now() + WATCH_LIMIT;
-        while first.lock().unwrap().events.len() < 50 {
-            assert!(
-                Instant::now() < deadline,
-                "the watch on the leader saw only {} events within {WATCH_LIMIT:?}",
-                first.lock().unwrap().events.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
+    rt.block_on(wait_for_events(&first, 50, "the watch on the leader"));
     let killed_at = Instant::now();
     cluster.members[old_leader].kill9();
 
@@ -731,15 +728,7 @@ fn a_watch_on_the_killed_leader_resumed_on_a_survivor_from_its_last_revision_has
         let resumed = spawn_watch(&c, prefix, last_seen + 1).await;
         // Keep writing through the new leader for a while, then stop and drain.
         let mut probe = client_for(&survivors).await;
-        let deadline = Instant::now() + WATCH_LIMIT;
-        while resumed.lock().unwrap().events.len() < 50 {
-            assert!(
-                Instant::now() < deadline,
-                "the resumed watch saw only {} events within {WATCH_LIMIT:?}",
-                resumed.lock().unwrap().events.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_events(&resumed, 50, "the resumed watch").await;
         stop_writer.store(true, Ordering::Relaxed);
         let written = writer.await.expect("writer task");
         let last = max_rev_under(&mut probe, prefix).await;

@@ -1,61 +1,19 @@
 //! KV API behaviour through the etcd-client crate, as a specification.
 //!
-//! Every test body is a `scenario` run twice: first against upstream etcd 3.4
-//! (which proves the expectation is upstream's behaviour), then against a
-//! Synod single member. Each run gets its own fresh server, started and
-//! stopped by the test.
+//! Every test body is a `scenario` run twice (by the harness's `on_both`):
+//! first against upstream etcd 3.4 (which proves the expectation is
+//! upstream's behaviour), then against a Synod single member. Each run gets
+//! its own fresh server, started and stopped by the test.
 
-use std::fmt::Debug;
-
-use compat_tests::{client, Flavor, Server};
+use compat_tests::{assert_grpc_error, current_revision, on_both, put, Server};
 use etcd_client::{
-    Client, CompactionOptions, Compare, CompareOp, DeleteOptions, Error, GetOptions, KeyValue,
-    PutOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
+    Client, CompactionOptions, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, PutOptions,
+    SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse,
 };
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// Runs `scenario` against upstream etcd, then against Synod, each on a fresh
-/// single-member server.
-async fn on_both(scenario: impl AsyncFn(&Server, Client)) {
-    for flavor in [Flavor::Etcd, Flavor::Synod] {
-        eprintln!("=== scenario against {flavor:?}");
-        let srv = Server::start(flavor);
-        let c = client(&srv).await;
-        let label = FailureLabel(flavor);
-        scenario(&srv, c).await;
-        drop(label);
-        drop(srv);
-    }
-}
-
-/// Names the flavor a failing scenario ran against.
-struct FailureLabel(Flavor);
-
-impl Drop for FailureLabel {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("*** the scenario above FAILED against {:?}", self.0);
-        }
-    }
-}
-
-/// The gRPC code (as its name, e.g. "InvalidArgument") and message of an error.
-#[track_caller]
-fn grpc_error<T: Debug>(r: Result<T, Error>) -> (String, String) {
-    match r {
-        Ok(v) => panic!("expected a gRPC error, got success: {v:?}"),
-        Err(Error::GRpcStatus(st)) => (format!("{:?}", st.code()), st.message().to_string()),
-        Err(e) => panic!("expected a gRPC status error, got client error: {e}"),
-    }
-}
-
-#[track_caller]
-fn assert_grpc_error<T: Debug>(r: Result<T, Error>, code: &str, message: &str) {
-    assert_eq!(grpc_error(r), (code.to_string(), message.to_string()));
-}
 
 fn keys(kvs: &[KeyValue]) -> Vec<String> {
     kvs.iter()
@@ -69,28 +27,9 @@ fn values(kvs: &[KeyValue]) -> Vec<String> {
         .collect()
 }
 
-/// Puts `key=value` and returns the revision of the put.
-async fn put(c: &mut Client, key: &str, value: &str) -> i64 {
-    c.put(key, value, None)
-        .await
-        .expect("put")
-        .header()
-        .expect("header")
-        .revision()
-}
-
 async fn get_one(c: &mut Client, key: &str) -> Option<KeyValue> {
     let r = c.get(key, None).await.expect("get");
     r.kvs().first().cloned()
-}
-
-async fn current_revision(c: &mut Client) -> i64 {
-    c.get("any", None)
-        .await
-        .expect("get")
-        .header()
-        .expect("header")
-        .revision()
 }
 
 const KEY_NOT_PROVIDED: &str = "etcdserver: key is not provided";

@@ -1,10 +1,10 @@
 //! Lease API, and the Lock and Election services built on leases, through
 //! the etcd-client crate, as a specification.
 //!
-//! Every test body is a `scenario` run twice: first against upstream etcd 3.4
-//! (which proves the expectation is upstream's behaviour), then against a
-//! Synod single member. Each run gets its own fresh server, started and
-//! stopped by the test.
+//! Every test body is a `scenario` run twice (by the harness's `on_both`):
+//! first against upstream etcd 3.4 (which proves the expectation is
+//! upstream's behaviour), then against a Synod single member. Each run gets
+//! its own fresh server, started and stopped by the test.
 //!
 //! Waiting: every wait is bounded ([`WAIT`]) and a hang fails with a message;
 //! no test asserts how fast anything happens. Where a test shows that a call
@@ -15,11 +15,13 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use compat_tests::{client, Flavor, Server};
+use compat_tests::{assert_grpc_error, current_revision, on_both, put, put_with_lease, Server};
 use etcd_client::{
-    Client, Error, GetOptions, LeaderKey, LeaseGrantOptions, LeaseTimeToLiveOptions, LockOptions,
-    ProclaimOptions, PutOptions, ResignOptions,
+    Client, Error, GetOptions, LeaderKey, LeaseGrantOptions, LeaseKeepAliveResponse,
+    LeaseKeepAliveStream, LeaseKeeper, LeaseTimeToLiveOptions, LockOptions, ProclaimOptions,
+    PutOptions, ResignOptions,
 };
+use tokio::task::JoinHandle;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -37,50 +39,6 @@ const SESSION_TTL: i64 = 60;
 
 const LEASE_NOT_FOUND: &str = "etcdserver: requested lease not found";
 
-/// Runs `scenario` against upstream etcd, then against Synod, each on a fresh
-/// single-member server.
-async fn on_both(scenario: impl AsyncFn(&Server, Client)) {
-    for flavor in [Flavor::Etcd, Flavor::Synod] {
-        eprintln!("=== scenario against {flavor:?}");
-        let srv = Server::start(flavor);
-        let c = client(&srv).await;
-        let label = FailureLabel(flavor);
-        scenario(&srv, c).await;
-        drop(label);
-        drop(srv);
-    }
-}
-
-/// Names the flavor a failing scenario ran against.
-struct FailureLabel(Flavor);
-
-impl Drop for FailureLabel {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "*** the scenario above FAILED against {:?} (test {})",
-                self.0,
-                std::thread::current().name().unwrap_or("?")
-            );
-        }
-    }
-}
-
-/// The gRPC code (as its name, e.g. "InvalidArgument") and message of an error.
-#[track_caller]
-fn grpc_error<T: Debug>(r: Result<T, Error>) -> (String, String) {
-    match r {
-        Ok(v) => panic!("expected a gRPC error, got success: {v:?}"),
-        Err(Error::GRpcStatus(st)) => (format!("{:?}", st.code()), st.message().to_string()),
-        Err(e) => panic!("expected a gRPC status error, got client error: {e}"),
-    }
-}
-
-#[track_caller]
-fn assert_grpc_error<T: Debug>(r: Result<T, Error>, code: &str, message: &str) {
-    assert_eq!(grpc_error(r), (code.to_string(), message.to_string()));
-}
-
 /// Awaits `fut`, failing with `what` if it takes longer than [`WAIT`].
 async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, fut)
@@ -90,7 +48,7 @@ async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 
 /// Fails if `task` finishes within [`STILL_BLOCKED`] (showing what it
 /// returned): `what` must still be blocked.
-async fn assert_blocked<T: Debug>(what: &str, task: &mut tokio::task::JoinHandle<T>) {
+async fn assert_blocked<T: Debug>(what: &str, task: &mut JoinHandle<T>) {
     if let Ok(done) = tokio::time::timeout(STILL_BLOCKED, &mut *task).await {
         panic!("{what}; but it returned: {done:?}");
     }
@@ -111,36 +69,33 @@ async fn eventually(what: &str, limit: Duration, mut cond: impl AsyncFnMut() -> 
     }
 }
 
+/// Sends one keep-alive request on `keeper` and returns its answer on
+/// `stream`.
+async fn keep_alive_once(
+    keeper: &mut LeaseKeeper,
+    stream: &mut LeaseKeepAliveStream,
+) -> LeaseKeepAliveResponse {
+    keeper.keep_alive().await.unwrap();
+    within("keep-alive response", stream.message())
+        .await
+        .unwrap()
+        .expect("a keep-alive response")
+}
+
+/// Locks `name` with `lease` in a task, through a clone of `c` (a contender
+/// whose call may block); the task yields the key it was given.
+fn spawn_lock(c: &Client, name: &'static str, lease: i64) -> JoinHandle<Result<String, Error>> {
+    let mut c = c.clone();
+    tokio::spawn(async move {
+        c.lock(name, Some(LockOptions::new().with_lease(lease)))
+            .await
+            .map(|r| String::from_utf8_lossy(r.key()).into_owned())
+    })
+}
+
 async fn grant(c: &mut Client, ttl: i64) -> i64 {
     let r = c.lease_grant(ttl, None).await.expect("lease grant");
     r.id()
-}
-
-async fn put(c: &mut Client, key: &str, value: &str) -> i64 {
-    c.put(key, value, None)
-        .await
-        .expect("put")
-        .header()
-        .expect("header")
-        .revision()
-}
-
-async fn put_with_lease(c: &mut Client, key: &str, value: &str, lease: i64) -> i64 {
-    c.put(key, value, Some(PutOptions::new().with_lease(lease)))
-        .await
-        .expect("put with lease")
-        .header()
-        .expect("header")
-        .revision()
-}
-
-async fn current_revision(c: &mut Client) -> i64 {
-    c.get("any", None)
-        .await
-        .expect("get")
-        .header()
-        .expect("header")
-        .revision()
 }
 
 /// Keys (as strings) under `prefix`.
@@ -366,11 +321,7 @@ async fn lease_keep_alive_answers_each_request_with_the_granted_ttl_and_ttl_zero
         let (mut keeper, mut stream) = c.lease_keep_alive(lease).await.unwrap();
         assert_eq!(keeper.id(), lease);
         for _ in 0..3 {
-            keeper.keep_alive().await.unwrap();
-            let r = within("keep-alive response", stream.message())
-                .await
-                .unwrap()
-                .expect("a keep-alive response");
+            let r = keep_alive_once(&mut keeper, &mut stream).await;
             assert_eq!(
                 (r.id(), r.ttl()),
                 (lease, 60),
@@ -380,21 +331,13 @@ async fn lease_keep_alive_answers_each_request_with_the_granted_ttl_and_ttl_zero
         }
 
         c.lease_revoke(lease).await.unwrap();
-        keeper.keep_alive().await.unwrap();
-        let r = within("keep-alive response", stream.message())
-            .await
-            .unwrap()
-            .expect("a keep-alive response");
+        let r = keep_alive_once(&mut keeper, &mut stream).await;
         assert_eq!(
             (r.id(), r.ttl()),
             (lease, 0),
             "a revoked lease: TTL 0, the stream stays open"
         );
-        keeper.keep_alive().await.unwrap();
-        let r = within("keep-alive response", stream.message())
-            .await
-            .unwrap()
-            .expect("a keep-alive response");
+        let r = keep_alive_once(&mut keeper, &mut stream).await;
         assert_eq!((r.id(), r.ttl()), (lease, 0));
 
         // etcd-client turns the TTL 0 of a first answer into an error.
@@ -415,11 +358,7 @@ async fn lease_kept_alive_outlives_its_ttl_and_keeps_its_keys() {
         // Renew every 300 ms for twice the TTL.
         let until = Instant::now() + Duration::from_secs(4);
         while Instant::now() < until {
-            keeper.keep_alive().await.unwrap();
-            let r = within("keep-alive response", stream.message())
-                .await
-                .unwrap()
-                .expect("a keep-alive response");
+            let r = keep_alive_once(&mut keeper, &mut stream).await;
             assert_eq!((r.id(), r.ttl()), (lease, 2), "the lease is still alive");
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -607,14 +546,7 @@ async fn a_second_lock_on_the_same_name_waits_until_the_holder_unlocks() {
             .unwrap();
         let first_key = String::from_utf8_lossy(first.key()).into_owned();
 
-        let mut waiter = {
-            let mut c = c.clone();
-            tokio::spawn(async move {
-                c.lock("shared", Some(LockOptions::new().with_lease(l2)))
-                    .await
-                    .map(|r| String::from_utf8_lossy(r.key()).into_owned())
-            })
-        };
+        let mut waiter = spawn_lock(&c, "shared", l2);
         assert_blocked(
             "the second lock must not return while the first is held",
             &mut waiter,
@@ -652,14 +584,7 @@ async fn a_waiting_lock_is_granted_when_the_holders_lease_is_revoked() {
         c.lock("rl", Some(LockOptions::new().with_lease(l1)))
             .await
             .unwrap();
-        let mut waiter = {
-            let mut c = c.clone();
-            tokio::spawn(async move {
-                c.lock("rl", Some(LockOptions::new().with_lease(l2)))
-                    .await
-                    .map(|r| String::from_utf8_lossy(r.key()).into_owned())
-            })
-        };
+        let mut waiter = spawn_lock(&c, "rl", l2);
         assert_blocked(
             "the second lock must not return while the first is held",
             &mut waiter,

@@ -1,9 +1,9 @@
 //! Watch API behaviour through the etcd-client crate, as a specification.
 //!
-//! Every test body is a `scenario` run twice: first against upstream etcd 3.4
-//! (which proves the expectation is upstream's behaviour), then against a
-//! Synod single member. Each run gets its own fresh server, started and
-//! stopped by the test.
+//! Every test body is a `scenario` run twice (by the harness's `on_both`):
+//! first against upstream etcd 3.4 (which proves the expectation is
+//! upstream's behaviour), then against a Synod single member. Each run gets
+//! its own fresh server, started and stopped by the test.
 //!
 //! Responses are compared as a whole ([`Resp`]: every field of a
 //! `WatchResponse`, events written as `PUT key=value @mod_revision` /
@@ -18,10 +18,12 @@
 
 use std::time::Duration;
 
-use compat_tests::{client, Flavor, MemberSpec, Server};
+use compat_tests::{
+    current_revision, on_both, on_both_with, put, put_with_lease, Flavor, MemberSpec, Server,
+};
 use etcd_client::{
-    Client, DeleteOptions, Event, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp,
-    WatchFilterType, WatchOptions, WatchResponse, WatchStream,
+    Client, DeleteOptions, Event, EventType, GetOptions, KeyValue, Txn, TxnOp, WatchFilterType,
+    WatchOptions, WatchResponse, WatchStream,
 };
 
 // ---------------------------------------------------------------------------
@@ -30,44 +32,6 @@ use etcd_client::{
 
 /// How long a test waits for one watch response before failing.
 const RECV_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Runs `scenario` against upstream etcd, then against Synod, each on a fresh
-/// single-member server with the harness's default flags.
-async fn on_both(scenario: impl AsyncFn(&Server, Client)) {
-    on_both_with(MemberSpec::new, scenario).await;
-}
-
-/// Like [`on_both`], each server started as `spec(flavor)` describes (the
-/// same extra flags for both).
-async fn on_both_with(
-    spec: impl Fn(Flavor) -> MemberSpec,
-    scenario: impl AsyncFn(&Server, Client),
-) {
-    for flavor in [Flavor::Etcd, Flavor::Synod] {
-        eprintln!("=== scenario against {flavor:?}");
-        let srv = Server::start_with(spec(flavor));
-        let c = client(&srv).await;
-        let label = FailureLabel(flavor);
-        scenario(&srv, c).await;
-        drop(label);
-        drop(srv);
-    }
-}
-
-/// Names the flavor a failing scenario ran against.
-struct FailureLabel(Flavor);
-
-impl Drop for FailureLabel {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "*** the scenario above FAILED against {:?} (test {})",
-                self.0,
-                std::thread::current().name().unwrap_or("?")
-            );
-        }
-    }
-}
 
 /// Every field of a watch response, for whole-response comparisons.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +70,12 @@ impl Resp {
             events: events.iter().map(|e| e.to_string()).collect(),
             ..Resp::new(watch_id, revision)
         }
+    }
+
+    /// A response delivering one event to `watch_id`: the put of
+    /// `key=value` at revision `rev`, which is also its header's revision.
+    fn put(watch_id: i64, rev: i64, key: &str, value: &str) -> Resp {
+        Resp::events(watch_id, rev, &[&format!("PUT {key}={value} @{rev}")])
     }
 
     /// The created response of a watcher.
@@ -220,6 +190,15 @@ async fn watch(c: &mut Client, key: &str, opts: WatchOptions) -> (WatchStream, i
     (s, id)
 }
 
+/// Adds a watcher to the stream `s`; returns its id once its created
+/// response has arrived.
+async fn add_watcher(s: &mut WatchStream, key: &str, opts: WatchOptions) -> i64 {
+    s.watch(key, Some(opts))
+        .await
+        .expect("add a watcher to the stream");
+    expect_created(s).await
+}
+
 /// Receives responses until `n` events have arrived in total; every response
 /// must carry events. Returns (watch id, event) pairs in arrival order.
 async fn collect_events(s: &mut WatchStream, n: usize) -> Vec<(i64, String)> {
@@ -242,34 +221,6 @@ fn events_of(got: &[(i64, String)], id: i64) -> Vec<String> {
         .filter(|(w, _)| *w == id)
         .map(|(_, e)| e.clone())
         .collect()
-}
-
-/// Puts `key=value` and returns the revision of the put.
-async fn put(c: &mut Client, key: &str, value: &str) -> i64 {
-    c.put(key, value, None)
-        .await
-        .expect("put")
-        .header()
-        .expect("header")
-        .revision()
-}
-
-async fn put_with_lease(c: &mut Client, key: &str, value: &str, lease: i64) -> i64 {
-    c.put(key, value, Some(PutOptions::new().with_lease(lease)))
-        .await
-        .expect("put with lease")
-        .header()
-        .expect("header")
-        .revision()
-}
-
-async fn current_revision(c: &mut Client) -> i64 {
-    c.get("any", None)
-        .await
-        .expect("get")
-        .header()
-        .expect("header")
-        .revision()
 }
 
 // ---------------------------------------------------------------------------
@@ -306,7 +257,7 @@ async fn watch_on_a_key_is_created_at_the_current_revision_and_sees_only_that_ke
         let r = next(&mut s).await;
         assert_eq!(
             summary(&r),
-            Resp::events(0, r1, &[&format!("PUT k=v1 @{r1}")]),
+            Resp::put(0, r1, "k", "v1"),
             "a live event's header carries the revision of the event"
         );
         assert_eq!(r.events()[0].event_type(), EventType::Put);
@@ -320,10 +271,7 @@ async fn watch_on_a_key_is_created_at_the_current_revision_and_sees_only_that_ke
         );
 
         let r = next(&mut s).await;
-        assert_eq!(
-            summary(&r),
-            Resp::events(0, r2, &[&format!("PUT k=v2 @{r2}")])
-        );
+        assert_eq!(summary(&r), Resp::put(0, r2, "k", "v2"));
         assert_eq!(
             kv_fields(r.events()[0].kv().unwrap()),
             fields("k", "v2", r1, r2, 2, 0)
@@ -342,10 +290,7 @@ async fn watch_on_a_key_is_created_at_the_current_revision_and_sees_only_that_ke
         );
 
         let r = next(&mut s).await;
-        assert_eq!(
-            summary(&r),
-            Resp::events(0, r4, &[&format!("PUT k=again @{r4}")])
-        );
+        assert_eq!(summary(&r), Resp::put(0, r4, "k", "again"));
         assert_eq!(
             kv_fields(r.events()[0].kv().unwrap()),
             fields("k", "again", r4, r4, 1, 0),
@@ -425,15 +370,8 @@ async fn watch_on_a_range_sees_keys_from_the_start_key_up_to_but_excluding_the_e
 #[tokio::test]
 async fn watch_with_range_end_nul_sees_every_key_from_the_start_key_on() {
     async fn scenario(_: &Server, mut c: Client) {
-        let mut s = c
-            .watch("m", Some(WatchOptions::new().with_from_key()))
-            .await
-            .unwrap();
-        let from_m = expect_created(&mut s).await;
-        s.watch("", Some(WatchOptions::new().with_all_keys()))
-            .await
-            .unwrap();
-        let all = expect_created(&mut s).await;
+        let (mut s, from_m) = watch(&mut c, "m", WatchOptions::new().with_from_key()).await;
+        let all = add_watcher(&mut s, "", WatchOptions::new().with_all_keys()).await;
         assert_eq!((from_m, all), (0, 1));
 
         let mut expect_from_m = Vec::new();
@@ -489,10 +427,7 @@ async fn watch_on_an_empty_range_is_created_and_canceled_at_once_with_watch_id_m
             .unwrap();
         assert_eq!(next_resp(&mut s).await, Resp::created(0, now));
         let rev = put(&mut c, "b", "v").await;
-        assert_eq!(
-            next_resp(&mut s).await,
-            Resp::events(0, rev, &[&format!("PUT b=v @{rev}")])
-        );
+        assert_eq!(next_resp(&mut s).await, Resp::put(0, rev, "b", "v"));
     }
     on_both(scenario).await;
 }
@@ -544,7 +479,7 @@ async fn watch_from_a_past_revision_replays_history_in_one_response_at_the_curre
         let r8 = put(&mut c, "h/a", "3").await;
         assert_eq!(
             next_resp(&mut s).await,
-            Resp::events(id, r8, &[&format!("PUT h/a=3 @{r8}")]),
+            Resp::put(id, r8, "h/a", "3"),
             "then live events, nothing repeated"
         );
 
@@ -639,13 +574,12 @@ async fn watch_from_a_compacted_revision_is_created_then_canceled_with_the_compa
         );
 
         // The compaction revision itself is still watchable.
-        s.watch(
+        let id = add_watcher(
+            &mut s,
             "ck",
-            Some(WatchOptions::new().with_start_revision(compacted_at)),
+            WatchOptions::new().with_start_revision(compacted_at),
         )
-        .await
-        .unwrap();
-        let id = expect_created(&mut s).await;
+        .await;
         assert_eq!(id, 1);
         assert_eq!(
             next_resp(&mut s).await,
@@ -692,14 +626,11 @@ async fn watch_with_a_negative_start_revision_is_canceled_as_compacted_except_mi
         let (r, i, rev) = first.expect("start revision -1: no event after 100 writes");
         assert_eq!(
             summary(&r),
-            Resp::events(0, rev, &[&format!("PUT neg=live{i} @{rev}")]),
+            Resp::put(0, rev, "neg", &format!("live{i}")),
             "start revision -1 on a never compacted store: live events only, no history"
         );
         let rev = put(&mut c, "neg", "3").await;
-        assert_eq!(
-            next_resp(&mut s).await,
-            Resp::events(0, rev, &[&format!("PUT neg=3 @{rev}")])
-        );
+        assert_eq!(next_resp(&mut s).await, Resp::put(0, rev, "neg", "3"));
 
         for start in [-2, -5, i64::MIN] {
             let mut s = c
@@ -746,42 +677,31 @@ async fn watch_with_a_negative_start_revision_is_canceled_as_compacted_except_mi
 #[tokio::test]
 async fn watch_filters_noput_and_nodelete_drop_those_event_types() {
     async fn scenario(_: &Server, mut c: Client) {
-        let mut s = c
-            .watch(
-                "f/",
-                Some(
-                    WatchOptions::new()
-                        .with_prefix()
-                        .with_filters([WatchFilterType::NoPut]),
-                ),
-            )
-            .await
-            .unwrap();
-        let no_put = expect_created(&mut s).await;
-        s.watch(
+        let (mut s, no_put) = watch(
+            &mut c,
             "f/",
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_filters([WatchFilterType::NoDelete]),
-            ),
+            WatchOptions::new()
+                .with_prefix()
+                .with_filters([WatchFilterType::NoPut]),
         )
-        .await
-        .unwrap();
-        let no_delete = expect_created(&mut s).await;
-        s.watch(
+        .await;
+        let no_delete = add_watcher(
+            &mut s,
             "f/",
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_filters([WatchFilterType::NoPut, WatchFilterType::NoDelete]),
-            ),
+            WatchOptions::new()
+                .with_prefix()
+                .with_filters([WatchFilterType::NoDelete]),
         )
-        .await
-        .unwrap();
-        let neither = expect_created(&mut s).await;
-        s.watch("fence", None).await.unwrap();
-        let fence = expect_created(&mut s).await;
+        .await;
+        let neither = add_watcher(
+            &mut s,
+            "f/",
+            WatchOptions::new()
+                .with_prefix()
+                .with_filters([WatchFilterType::NoPut, WatchFilterType::NoDelete]),
+        )
+        .await;
+        let fence = add_watcher(&mut s, "fence", WatchOptions::new()).await;
 
         let p1 = put(&mut c, "f/a", "1").await;
         let p2 = put(&mut c, "f/b", "1").await;
@@ -844,20 +764,14 @@ async fn watch_with_prev_kv_attaches_the_previous_value_to_updates_and_deletes_b
         let r4 = put(&mut c, "pk", "3").await;
 
         let r = next(&mut s).await;
-        assert_eq!(
-            summary(&r),
-            Resp::events(id, r1, &[&format!("PUT pk=1 @{r1}")])
-        );
+        assert_eq!(summary(&r), Resp::put(id, r1, "pk", "1"));
         assert!(
             r.events()[0].prev_kv().is_none(),
             "a create has no previous value"
         );
 
         let r = next(&mut s).await;
-        assert_eq!(
-            summary(&r),
-            Resp::events(id, r2, &[&format!("PUT pk=2 @{r2}")])
-        );
+        assert_eq!(summary(&r), Resp::put(id, r2, "pk", "2"));
         assert_eq!(
             kv_fields(r.events()[0].kv().unwrap()),
             fields("pk", "2", r1, r2, 2, lease)
@@ -878,10 +792,7 @@ async fn watch_with_prev_kv_attaches_the_previous_value_to_updates_and_deletes_b
         );
 
         let r = next(&mut s).await;
-        assert_eq!(
-            summary(&r),
-            Resp::events(id, r4, &[&format!("PUT pk=3 @{r4}")])
-        );
+        assert_eq!(summary(&r), Resp::put(id, r4, "pk", "3"));
         assert!(
             r.events()[0].prev_kv().is_none(),
             "a key created again after a delete has no previous value"
@@ -927,10 +838,7 @@ async fn watch_with_prev_kv_attaches_the_previous_value_to_updates_and_deletes_b
 async fn watch_with_progress_notify_gets_periodic_empty_responses_at_the_current_revision() {
     async fn scenario(_: &Server, mut c: Client) {
         let (mut s, quiet) = watch(&mut c, "quiet", WatchOptions::new()).await;
-        s.watch("pn", Some(WatchOptions::new().with_progress_notify()))
-            .await
-            .unwrap();
-        let notified = expect_created(&mut s).await;
+        let notified = add_watcher(&mut s, "pn", WatchOptions::new().with_progress_notify()).await;
         let now = current_revision(&mut c).await;
 
         assert_eq!(
@@ -958,7 +866,7 @@ async fn watch_with_progress_notify_gets_periodic_empty_responses_at_the_current
         let ev_rev = put(&mut c, "pn", "v").await;
         assert_eq!(
             next_resp(&mut s).await,
-            Resp::events(notified, ev_rev, &[&format!("PUT pn=v @{ev_rev}")])
+            Resp::put(notified, ev_rev, "pn", "v")
         );
         assert_eq!(next_resp(&mut s).await, Resp::new(notified, ev_rev));
     }
@@ -974,10 +882,7 @@ async fn progress_request_is_answered_with_watch_id_minus_one_at_the_current_rev
     async fn scenario(_: &Server, mut c: Client) {
         let (mut s, id) = watch(&mut c, "rp", WatchOptions::new()).await;
         let rev = put(&mut c, "rp", "v").await;
-        assert_eq!(
-            next_resp(&mut s).await,
-            Resp::events(id, rev, &[&format!("PUT rp=v @{rev}")])
-        );
+        assert_eq!(next_resp(&mut s).await, Resp::put(id, rev, "rp", "v"));
         let now = put(&mut c, "unwatched", "v").await;
 
         s.request_progress().await.unwrap();
@@ -1219,10 +1124,7 @@ async fn a_duplicate_watch_id_is_refused_with_a_created_and_canceled_response() 
         // The first watcher 7 is unaffected, the refused one does not exist.
         put(&mut c, "other", "x").await;
         let rev = put(&mut c, "dup", "v").await;
-        assert_eq!(
-            next_resp(&mut s).await,
-            Resp::events(7, rev, &[&format!("PUT dup=v @{rev}")])
-        );
+        assert_eq!(next_resp(&mut s).await, Resp::put(7, rev, "dup", "v"));
     }
     on_both(scenario).await;
 }
@@ -1231,13 +1133,9 @@ async fn a_duplicate_watch_id_is_refused_with_a_created_and_canceled_response() 
 async fn cancel_answers_with_a_canceled_response_and_stops_that_watchers_events() {
     async fn scenario(_: &Server, mut c: Client) {
         let (mut s, a) = watch(&mut c, "c/a", WatchOptions::new()).await;
-        s.watch("c/fence", None).await.unwrap();
-        let fence = expect_created(&mut s).await;
+        let fence = add_watcher(&mut s, "c/fence", WatchOptions::new()).await;
         let rev = put(&mut c, "c/a", "1").await;
-        assert_eq!(
-            next_resp(&mut s).await,
-            Resp::events(a, rev, &[&format!("PUT c/a=1 @{rev}")])
-        );
+        assert_eq!(next_resp(&mut s).await, Resp::put(a, rev, "c/a", "1"));
 
         s.cancel(a).await.unwrap();
         assert_eq!(
@@ -1252,7 +1150,7 @@ async fn cancel_answers_with_a_canceled_response_and_stops_that_watchers_events(
         let f = put(&mut c, "c/fence", "x").await;
         assert_eq!(
             next_resp(&mut s).await,
-            Resp::events(fence, f, &[&format!("PUT c/fence=x @{f}")]),
+            Resp::put(fence, f, "c/fence", "x"),
             "nothing more for the canceled watcher"
         );
 
@@ -1504,7 +1402,7 @@ async fn closing_watch_streams_midway_leaves_the_server_watching_on_new_streams(
             let rev = put(&mut c, &format!("cl/{round}"), "v").await;
             assert_eq!(
                 next_resp(&mut s).await,
-                Resp::events(0, rev, &[&format!("PUT cl/{round}=v @{rev}")])
+                Resp::put(0, rev, &format!("cl/{round}"), "v")
             );
             if round % 2 == 0 {
                 // also leave an event undelivered
@@ -1514,10 +1412,7 @@ async fn closing_watch_streams_midway_leaves_the_server_watching_on_new_streams(
         }
         let (mut s, id) = watch(&mut c, "cl/last", WatchOptions::new()).await;
         let rev = put(&mut c, "cl/last", "v").await;
-        assert_eq!(
-            next_resp(&mut s).await,
-            Resp::events(id, rev, &[&format!("PUT cl/last=v @{rev}")])
-        );
+        assert_eq!(next_resp(&mut s).await, Resp::put(id, rev, "cl/last", "v"));
         assert_eq!(c.get("cl/last", None).await.unwrap().kvs().len(), 1);
     }
     on_both(scenario).await;

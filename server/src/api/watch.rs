@@ -167,7 +167,9 @@ impl StreamState {
             self.svc.progress_interval,
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pacer = Pacer::new();
         loop {
+            let paused_until = pacer.paused_until;
             let step = tokio::select! {
                 req = requests.recv(), if requests_open => match req {
                     Some(Inbound::Request(r)) => self.on_request(r, &sink).await,
@@ -178,12 +180,17 @@ impl StreamState {
                         Ok(())
                     }
                 },
-                Some(d) = deliveries.recv() => {
+                Some(d) = deliveries.recv(), if paused_until.is_none() => {
                     let step = self.on_delivery(d).await;
+                    pacer.sent(tokio::time::Instant::now());
                     if deliveries.is_empty() {
                         self.svc.hub.drained();
                     }
                     step
+                }
+                _ = sleep_until_some(paused_until) => {
+                    pacer.paused_until = None;
+                    Ok(())
                 }
                 _ = tick.tick() => {
                     self.on_progress_tick();
@@ -202,7 +209,6 @@ impl StreamState {
     }
 
     async fn send(&self, resp: WatchResponse) -> Result<(), Gone> {
-        tracing::debug!(?resp, "watch response");
         self.out.send(Ok(resp)).await.map_err(|_| Gone)
     }
 
@@ -394,6 +400,56 @@ impl StreamState {
     }
 }
 
+/// Paces a busy stream. Every response costs a client far more than an event in it (etcd's
+/// Go client spends its time per response), and a watcher's events queued while its stream
+/// waits merge into one response (see `watch::sink`). A stream that sent
+/// [`BUSY_RESPONSES`] responses within [`BUSY_WINDOW`] pauses for [`BUSY_PAUSE`] before it
+/// takes from its queue again, so under a write storm each watcher gets a response per pause
+/// with everything since, instead of one per applied batch. Streams that are not that busy
+/// (anything short of thousands of responses a second) never pause. etcd gets the same
+/// effect, with up to 100 ms of delay, from its slow-watcher path.
+struct Pacer {
+    window_start: tokio::time::Instant,
+    in_window: u32,
+    paused_until: Option<tokio::time::Instant>,
+}
+
+const BUSY_RESPONSES: u32 = 128;
+const BUSY_WINDOW: Duration = Duration::from_millis(10);
+const BUSY_PAUSE: Duration = Duration::from_millis(20);
+
+impl Pacer {
+    fn new() -> Self {
+        Pacer {
+            window_start: tokio::time::Instant::now(),
+            in_window: 0,
+            paused_until: None,
+        }
+    }
+
+    /// One delivery was sent at `now`.
+    fn sent(&mut self, now: tokio::time::Instant) {
+        if now.duration_since(self.window_start) > BUSY_WINDOW {
+            self.window_start = now;
+            self.in_window = 0;
+        }
+        self.in_window += 1;
+        if self.in_window >= BUSY_RESPONSES {
+            self.paused_until = Some(now + BUSY_PAUSE);
+            self.window_start = now + BUSY_PAUSE;
+            self.in_window = 0;
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever if there is no `at`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The key range of a create request, normalised as etcd does: an empty key is `"\0"`, an
 /// empty `range_end` watches one key, `"\0"` watches every key from `key` on.
 fn watch_range(key: &[u8], range_end: &[u8]) -> KeyRange {
@@ -467,6 +523,26 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_stream_pauses_only_after_a_burst_of_responses() {
+        let t0 = tokio::time::Instant::now();
+        let mut p = Pacer::new();
+        p.window_start = t0;
+        // A steady trickle (one response every 100 us is 10,000 a second, but the window
+        // restarts every 10 ms, holding at most 101) never pauses.
+        for i in 0..1000u64 {
+            p.sent(t0 + Duration::from_micros(100 * i));
+            assert!(p.paused_until.is_none(), "paused after {i}");
+        }
+        let t1 = t0 + Duration::from_secs(1);
+        for _ in 0..BUSY_RESPONSES - 1 {
+            p.sent(t1);
+        }
+        assert!(p.paused_until.is_none());
+        p.sent(t1);
+        assert_eq!(p.paused_until, Some(t1 + BUSY_PAUSE));
     }
 
     #[test]

@@ -100,11 +100,17 @@ impl Watcher {
         if (is_put && self.spec.no_put) || (!is_put && self.spec.no_delete) {
             return None;
         }
-        let mut out = ev.clone();
-        if !self.spec.prev_kv {
-            out.prev_kv = None;
-        }
-        Some(out)
+        // Built field by field: cloning the previous key-value only to drop it would double
+        // the allocations of the apply path for every watcher without `prev_kv`.
+        Some(Event {
+            r#type: ev.r#type,
+            kv: ev.kv.clone(),
+            prev_kv: if self.spec.prev_kv {
+                ev.prev_kv.clone()
+            } else {
+                None
+            },
+        })
     }
 }
 

@@ -29,7 +29,7 @@ use super::hub::{Delivery, WatcherKey};
 /// Bytes of events a stream may hold whatever its watchers.
 pub const SINK_BASE: usize = 1 << 20;
 /// Further bytes a stream may hold for each of its watchers.
-pub const SINK_PER_WATCHER: usize = 16 << 10;
+pub const SINK_PER_WATCHER: usize = 64 << 10;
 /// What a delivery is charged besides its events' keys and values.
 const DELIVERY_OVERHEAD: usize = 64;
 /// What an event is charged besides its keys and values.
@@ -314,7 +314,9 @@ mod tests {
         }
         assert!(matches!(sink.try_send(big(99, 1, each)), Err(TrySend::Full)));
         assert!(!sink.has_room());
-        for _ in 0..4 {
+        // Enough watchers for one more such delivery.
+        let joins = (64usize << 10).div_ceil(SINK_PER_WATCHER);
+        for _ in 0..joins {
             sink.watcher_joined(true);
         }
         sink.try_send(big(99, 1, each)).unwrap();
@@ -322,7 +324,7 @@ mod tests {
         assert!(rx.recv().await.is_some());
         assert!(sink.has_room());
         sink.try_send(big(98, 1, each)).unwrap();
-        for _ in 0..6 {
+        for _ in 0..joins + 2 {
             sink.watcher_joined(false); // never below zero
         }
         assert!(matches!(sink.try_send(big(97, 1, 10)), Err(TrySend::Full)));
