@@ -189,8 +189,24 @@ impl StreamState {
                     step
                 }
                 _ = sleep_until_some(paused_until) => {
+                    // Drain what the pause gathered (not what arrives meanwhile); if that
+                    // was still a lot, the stream stays busy and pauses again.
                     pacer.paused_until = None;
-                    Ok(())
+                    let queued = deliveries.len();
+                    let mut step = Ok(());
+                    for _ in 0..queued {
+                        let Some(d) = deliveries.try_recv() else { break };
+                        step = self.on_delivery(d).await;
+                        if step.is_err() {
+                            break;
+                        }
+                    }
+                    let now = tokio::time::Instant::now();
+                    if queued >= STAY_BUSY {
+                        pacer.pause(now);
+                    }
+                    self.svc.hub.drained();
+                    step
                 }
                 _ = tick.tick() => {
                     self.on_progress_tick();
@@ -403,9 +419,10 @@ impl StreamState {
 /// Paces a busy stream. Every response costs a client far more than an event in it (etcd's
 /// Go client spends its time per response), and a watcher's events queued while its stream
 /// waits merge into one response (see `watch::sink`). A stream that sent
-/// [`BUSY_RESPONSES`] responses within [`BUSY_WINDOW`] pauses for [`BUSY_PAUSE`] before it
-/// takes from its queue again, so under a write storm each watcher gets a response per pause
-/// with everything since, instead of one per applied batch. Streams that are not that busy
+/// [`BUSY_RESPONSES`] responses within [`BUSY_WINDOW`] pauses for [`BUSY_PAUSE`], then sends
+/// what gathered meanwhile and, while that is still [`STAY_BUSY`] deliveries or more, pauses
+/// again: under a write storm each watcher gets one response per pause with everything since,
+/// instead of one per applied batch. Streams that are not that busy
 /// (anything short of thousands of responses a second) never pause. etcd gets the same
 /// effect, with up to 100 ms of delay, from its slow-watcher path.
 struct Pacer {
@@ -417,6 +434,8 @@ struct Pacer {
 const BUSY_RESPONSES: u32 = 128;
 const BUSY_WINDOW: Duration = Duration::from_millis(10);
 const BUSY_PAUSE: Duration = Duration::from_millis(20);
+/// After a pause, a drain of at least this many deliveries means the stream is still busy.
+const STAY_BUSY: usize = 32;
 
 impl Pacer {
     fn new() -> Self {
@@ -435,10 +454,15 @@ impl Pacer {
         }
         self.in_window += 1;
         if self.in_window >= BUSY_RESPONSES {
-            self.paused_until = Some(now + BUSY_PAUSE);
-            self.window_start = now + BUSY_PAUSE;
-            self.in_window = 0;
+            self.pause(now);
         }
+    }
+
+    /// Stops taking deliveries for [`BUSY_PAUSE`].
+    fn pause(&mut self, now: tokio::time::Instant) {
+        self.paused_until = Some(now + BUSY_PAUSE);
+        self.window_start = now + BUSY_PAUSE;
+        self.in_window = 0;
     }
 }
 

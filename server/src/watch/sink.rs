@@ -241,6 +241,11 @@ impl SinkReceiver {
         Some(d)
     }
 
+    /// How many deliveries are queued.
+    pub fn len(&self) -> usize {
+        self.shared.lock().items.len()
+    }
+
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.shared.lock().items.is_empty()
