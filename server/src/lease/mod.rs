@@ -13,6 +13,8 @@
 //! other than by proposing commands through `Node`, and must never answer a client itself
 //! (that is `api::lease`'s job).
 
+mod deadlines;
 pub mod lessor;
 
-pub use lessor::{min_lease_ttl, Lessor, MAX_LEASE_TTL};
+pub use deadlines::min_lease_ttl;
+pub use lessor::{Lessor, MAX_LEASE_TTL};
