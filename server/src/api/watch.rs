@@ -172,7 +172,24 @@ impl StreamState {
             let paused_until = pacer.paused_until;
             let step = tokio::select! {
                 req = requests.recv(), if requests_open => match req {
-                    Some(Inbound::Request(r)) => self.on_request(r, &sink).await,
+                    Some(Inbound::Request(r)) => {
+                        // A progress answer claims every event up to its revision was sent:
+                        // send what is queued first, even if the stream is pacing itself.
+                        let mut step = Ok(());
+                        if matches!(r.request_union, Some(RequestUnion::ProgressRequest(_))) {
+                            for _ in 0..deliveries.len() {
+                                let Some(d) = deliveries.try_recv() else { break };
+                                step = self.on_delivery(d).await;
+                                if step.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        match step {
+                            Ok(()) => self.on_request(r, &sink).await,
+                            Err(gone) => Err(gone),
+                        }
+                    }
                     Some(Inbound::Failed) => Err(Gone),
                     // Half-closed: keep sending, as etcd does.
                     None => {
