@@ -7,16 +7,15 @@
 use std::pin::Pin;
 
 use futures::Stream;
-use prost::Message;
 use synod_proto::etcdserverpb::kv_server::Kv;
 use synod_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
     PutResponse, RangeRequest, RangeResponse, RangeStreamResponse, TxnRequest, TxnResponse,
 };
-use synod_proto::peerpb::{internal_request, internal_response, InternalRequest};
+use synod_proto::peerpb::{internal_request, internal_response};
 use tonic::{Request, Response, Status};
 
-use super::errors::{mvcc_status, RequestError};
+use super::errors::mvcc_status;
 use super::validate;
 use super::Limits;
 
@@ -33,18 +32,11 @@ impl KvService {
         KvService { node, limits }
     }
 
-    /// Replicates one write; refuses it first if its encoding exceeds `--max-request-bytes`.
     async fn propose(
         &self,
         req: internal_request::Request,
     ) -> Result<internal_response::Response, Status> {
-        let req = InternalRequest { request: Some(req) };
-        if req.encoded_len() > self.limits.max_request_bytes {
-            return Err(RequestError::TooLarge.into());
-        }
-        let resp = self.node.propose(req).await?;
-        resp.response
-            .ok_or_else(|| Status::internal("state machine returned no response"))
+        super::propose_within_limit(&self.node, &self.limits, req).await
     }
 }
 

@@ -27,6 +27,23 @@ impl From<crate::node::NodeError> for tonic::Status {
     }
 }
 
+/// Replicates one request through Raft; refuses it first, with etcd's "request is too large",
+/// if its encoding exceeds `--max-request-bytes` (etcd checks the same before proposing).
+pub async fn propose_within_limit(
+    node: &crate::node::Node,
+    limits: &Limits,
+    req: synod_proto::peerpb::internal_request::Request,
+) -> Result<synod_proto::peerpb::internal_response::Response, tonic::Status> {
+    use prost::Message as _;
+    let req = synod_proto::peerpb::InternalRequest { request: Some(req) };
+    if req.encoded_len() > limits.max_request_bytes {
+        return Err(errors::RequestError::TooLarge.into());
+    }
+    let resp = node.propose(req).await?;
+    resp.response
+        .ok_or_else(|| tonic::Status::internal("state machine returned no response"))
+}
+
 /// grpc-go's receive limit, checked where etcd's gRPC server would check it.
 ///
 /// tonic's own limit answers with different text, so the transport limit is set generously and

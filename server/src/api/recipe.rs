@@ -17,7 +17,6 @@
 
 use std::future::Future;
 
-use prost::Message;
 use synod_mvcc::KeyRange;
 use synod_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use synod_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
@@ -27,11 +26,11 @@ use synod_proto::etcdserverpb::{
     TxnResponse,
 };
 use synod_proto::mvccpb::{event::EventType, Event, KeyValue};
-use synod_proto::peerpb::{internal_request, internal_response, InternalRequest};
+use synod_proto::peerpb::{internal_request, internal_response};
 use tokio::sync::oneshot;
 use tonic::Status;
 
-use super::errors::{mvcc_status, recipe_status, RecipeError, RequestError};
+use super::errors::{mvcc_status, recipe_status, RecipeError};
 use super::validate;
 use super::Limits;
 use crate::node::Node;
@@ -179,21 +178,14 @@ impl Recipes {
         }
     }
 
-    /// Replicates one request; refuses it first if it exceeds `--max-request-bytes`.
+    /// Replicates one request within `--max-request-bytes`, with the recipes' error codes.
     async fn propose(
         &self,
         req: internal_request::Request,
     ) -> Result<internal_response::Response, Status> {
-        let req = InternalRequest { request: Some(req) };
-        if req.encoded_len() > self.limits.max_request_bytes {
-            return Err(recipe_status(RequestError::TooLarge.into()));
-        }
-        let resp = self
-            .node
-            .propose(req)
+        super::propose_within_limit(&self.node, &self.limits, req)
             .await
-            .map_err(|e| recipe_status(e.into()))?;
-        resp.response.ok_or_else(unexpected)
+            .map_err(recipe_status)
     }
 }
 
@@ -389,6 +381,7 @@ pub fn has_delete(events: &[Event]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::errors::RequestError;
 
     #[test]
     fn hex_is_gos_signed_format() {

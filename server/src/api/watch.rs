@@ -29,7 +29,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::node::Node;
-use crate::watch::{sink, Delivery, WatchHub, WatchSpec, WatcherKey};
+use crate::watch::{sink, Delivery, SinkReceiver, WatchHub, WatchSpec, WatcherKey};
 
 /// The watch id etcd answers with when a watcher could not be created.
 const INVALID_WATCH_ID: i64 = -1;
@@ -175,17 +175,12 @@ impl StreamState {
                     Some(Inbound::Request(r)) => {
                         // A progress answer claims every event up to its revision was sent:
                         // send what is queued first, even if the stream is pacing itself.
-                        let mut step = Ok(());
-                        if matches!(r.request_union, Some(RequestUnion::ProgressRequest(_))) {
-                            for _ in 0..deliveries.len() {
-                                let Some(d) = deliveries.try_recv() else { break };
-                                step = self.on_delivery(d).await;
-                                if step.is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                        match step {
+                        let flushed = if matches!(r.request_union, Some(RequestUnion::ProgressRequest(_))) {
+                            self.send_queued(&mut deliveries).await.map(|_| ())
+                        } else {
+                            Ok(())
+                        };
+                        match flushed {
                             Ok(()) => self.on_request(r, &sink).await,
                             Err(gone) => Err(gone),
                         }
@@ -209,21 +204,12 @@ impl StreamState {
                     // Drain what the pause gathered (not what arrives meanwhile); if that
                     // was still a lot, the stream stays busy and pauses again.
                     pacer.paused_until = None;
-                    let queued = deliveries.len();
-                    let mut step = Ok(());
-                    for _ in 0..queued {
-                        let Some(d) = deliveries.try_recv() else { break };
-                        step = self.on_delivery(d).await;
-                        if step.is_err() {
-                            break;
-                        }
-                    }
-                    let now = tokio::time::Instant::now();
-                    if queued >= STAY_BUSY {
-                        pacer.pause(now);
+                    let step = self.send_queued(&mut deliveries).await;
+                    if step.as_ref().is_ok_and(|sent| *sent >= STAY_BUSY) {
+                        pacer.pause(tokio::time::Instant::now());
                     }
                     self.svc.hub.drained();
-                    step
+                    step.map(|_| ())
                 }
                 _ = tick.tick() => {
                     self.on_progress_tick();
@@ -239,6 +225,18 @@ impl StreamState {
             .hub
             .remove_all(self.watchers.values().map(|w| w.key));
         self.svc.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Sends the deliveries queued now (not those that arrive meanwhile); how many.
+    async fn send_queued(&mut self, deliveries: &mut SinkReceiver) -> Result<usize, Gone> {
+        let queued = deliveries.len();
+        for sent in 0..queued {
+            let Some(d) = deliveries.try_recv() else {
+                return Ok(sent);
+            };
+            self.on_delivery(d).await?;
+        }
+        Ok(queued)
     }
 
     async fn send(&self, resp: WatchResponse) -> Result<(), Gone> {
