@@ -134,6 +134,9 @@ pub fn settings(cfg: &Config) -> Result<(NodeSettings, ServeSettings), ConfigErr
             peer,
             limits,
             watch_progress_interval: cfg.watch_progress_notify_interval(),
+            zk: cfg
+                .zk_listen_addr
+                .map(|addr| crate::zk::gateway_config(addr, &cfg.zk)),
         },
     ))
 }

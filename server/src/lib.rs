@@ -15,3 +15,4 @@ pub mod raft;
 pub mod server;
 pub mod transport;
 pub mod watch;
+pub mod zk;

@@ -50,6 +50,8 @@ pub struct ServeSettings {
     pub limits: Limits,
     /// `--experimental-watch-progress-notify-interval`, as etcd applies it.
     pub watch_progress_interval: Duration,
+    /// The embedded ZooKeeper gateway, if `--zk-listen-addr` is set.
+    pub zk: Option<zk_gateway::Config>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,14 @@ pub async fn run(
         let tcp = listener::bind(l.addr).map_err(|e| RunError::Listen(e.to_string()))?;
         client_listeners.push((tcp, l.tls));
     }
+    let zk_listener = match &serve.zk {
+        Some(cfg) => Some(
+            zk_gateway::bind(cfg)
+                .await
+                .map_err(|e| RunError::Listen(e.to_string()))?,
+        ),
+        None => None,
+    };
 
     // The lessor and the watch hub exist before the node: the node's state machine reports
     // applied lease grants, revocations and events to them.
@@ -107,6 +117,31 @@ pub async fn run(
     );
     for (tcp, tls) in client_listeners {
         spawn_serve(tcp, tls, client_app.clone(), stop_rx.clone());
+    }
+
+    if let (Some(cfg), Some(tcp)) = (serve.zk, zk_listener) {
+        let backend = std::sync::Arc::new(crate::zk::Embedded {
+            kv: KvService::new(node.clone(), serve.limits),
+            lease: LeaseService::new(node.clone(), lessor.clone(), serve.limits),
+            watch: WatchService::new(
+                node.clone(),
+                hub.clone(),
+                serve.limits.max_grpc_recv_bytes(),
+                serve.watch_progress_interval,
+            ),
+        });
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            // The gateway opens its store through this member's services: wait for a leader.
+            tokio::select! {
+                r = zk_gateway::serve(backend, cfg, tcp) => {
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "ZooKeeper gateway stopped");
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
     }
 
     let publisher = node.clone();

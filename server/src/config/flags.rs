@@ -230,6 +230,13 @@ pub static FLAGS: &[FlagSpec] = &[
     flag!("version", Bool, "false", true, Hidden, NO, "Print the version and exit."),
     // Synod
     flag!("zk-listen-addr", SocketAddr, "127.0.0.1:2181", true, Synod, S, "Address for the ZooKeeper protocol listener (empty disables it)."),
+    flag!("zk-tick-time", Uint, "2000", true, Synod, U, "ZooKeeper tickTime in milliseconds (session timeouts default to 2x..20x of it)."),
+    flag!("zk-min-session-timeout", Uint, "0", true, Synod, U, "ZooKeeper minSessionTimeout in milliseconds (0: 2 x tick time)."),
+    flag!("zk-max-session-timeout", Uint, "0", true, Synod, U, "ZooKeeper maxSessionTimeout in milliseconds (0: 20 x tick time)."),
+    flag!("zk-container-check-interval", Uint, "60000", true, Synod, U, "Milliseconds between deletions of empty ZooKeeper containers and expired TTL nodes."),
+    flag!("zk-4lw-whitelist", Str, "*", true, Synod, S, "ZooKeeper four-letter words allowed, comma-separated ('*' for all)."),
+    flag!("zk-super-digest", Str, "", true, Synod, S, "ZooKeeper super user digest, 'super:<base64 sha1>'."),
+    flag!("zk-prefix", Str, "/zk/", true, Synod, S, "Key prefix under which ZooKeeper znodes and sessions are stored."),
     // Flags etcd accepts and ignores (IgnoredFlag).
     flag!("cluster-active-size", Ignored, "", true, Hidden, NO, ""),
     flag!("cluster-remove-delay", Ignored, "", true, Hidden, NO, ""),

@@ -222,6 +222,20 @@ pub struct Config {
     /// Synod's `--zk-listen-addr` (default `127.0.0.1:2181`; empty: None,
     /// ZooKeeper listener disabled).
     pub zk_listen_addr: Option<SocketAddr>,
+    /// The ZooKeeper gateway's `--zk-*` settings.
+    pub zk: ZkSettings,
+}
+
+/// Synod's `--zk-*` flags (see `zk_gateway::Config` for their meaning).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZkSettings {
+    pub tick_ms: u64,
+    pub min_session_timeout_ms: u64,
+    pub max_session_timeout_ms: u64,
+    pub container_check_interval_ms: u64,
+    pub four_letter_words: String,
+    pub super_digest: String,
+    pub prefix: String,
 }
 
 impl Default for Config {
@@ -699,6 +713,15 @@ fn build(fs: &FlagSet, from_file: bool, warnings: &mut Vec<String>) -> Result<Co
         config_file: None,
         experimental_watch_progress_notify_interval: Duration::from_nanos(watch_ns.max(0) as u64),
         zk_listen_addr: fs.sock("zk-listen-addr"),
+        zk: ZkSettings {
+            tick_ms: fs.uint("zk-tick-time"),
+            min_session_timeout_ms: fs.uint("zk-min-session-timeout"),
+            max_session_timeout_ms: fs.uint("zk-max-session-timeout"),
+            container_check_interval_ms: fs.uint("zk-container-check-interval"),
+            four_letter_words: fs.str("zk-4lw-whitelist"),
+            super_digest: fs.str("zk-super-digest"),
+            prefix: fs.str("zk-prefix"),
+        },
         name,
     })
 }

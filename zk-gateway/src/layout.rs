@@ -1,0 +1,461 @@
+//! How znodes and sessions are laid out as etcd keys and values. This is the gateway's on-disk
+//! format (it lives in the store), so it is versioned and every decoder tolerates garbage.
+//!
+//! Keys, all under one prefix `P` (default `/zk/`):
+//! - `P n DDDDD <path> \0 d` — the znode's data record: flags, ctime, mtime, ephemeral owner,
+//!   TTL, then the data. Its etcd create/mod revision and version are the znode's czxid, mzxid
+//!   and version (+1).
+//! - `P n DDDDD <path> \0 c` — the children record: creates (the stored cversion, which also
+//!   numbers sequential children) and the number of children. Its mod revision is the pzxid.
+//! - `P n DDDDD <path> \0 a` — the ACL. Its etcd version is aversion + 1.
+//!   `DDDDD` is the path's depth in five decimal digits, so the children of `/a` are exactly
+//!   the keys with prefix `P n 00002 /a/`, and one range `[P n DDDDD <path> \0, ... \x01)` reads
+//!   a whole znode.
+//! - `P s <16 hex session id>` — a session, attached to the lease of the same id; value: the
+//!   negotiated timeout and the owning connection.
+//! - `P e <16 hex session id> <path>` — the ephemerals of a session (not leased: the gateway
+//!   deletes them, and updates their parents, when the session key goes).
+//! - `P t <path>` — containers and TTL nodes, scanned by the reaper.
+//! - `P secret` — the key every gateway derives session passwords from.
+//!
+//! Never interprets ZooKeeper semantics beyond encoding; never talks to the store.
+
+use crate::jute::{Acl, Id};
+use crate::path::ZnodePath;
+
+/// Depth digits in node keys.
+const DEPTH_WIDTH: usize = 5;
+/// Deepest path the layout can hold.
+pub const MAX_DEPTH: usize = 99_999;
+
+/// The three records of a znode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Data,
+    Children,
+    Acl,
+}
+
+impl Part {
+    fn tag(self) -> u8 {
+        match self {
+            Part::Data => b'd',
+            Part::Children => b'c',
+            Part::Acl => b'a',
+        }
+    }
+}
+
+/// A key of the layout, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    Node(ZnodePath, Part),
+    Session(i64),
+    Ephemeral(i64, ZnodePath),
+    Timed(ZnodePath),
+    Other,
+}
+
+#[derive(Clone, Debug)]
+pub struct Layout {
+    prefix: Vec<u8>,
+}
+
+impl Layout {
+    pub fn new(prefix: &str) -> Layout {
+        Layout {
+            prefix: prefix.as_bytes().to_vec(),
+        }
+    }
+
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    fn with(&self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        for p in parts {
+            k.extend_from_slice(p);
+        }
+        k
+    }
+
+    fn depth_tag(depth: usize) -> Vec<u8> {
+        format!("n{depth:0width$}", width = DEPTH_WIDTH).into_bytes()
+    }
+
+    /// `[start, end)` of the three records of `path`.
+    pub fn node_range(&self, path: &ZnodePath) -> (Vec<u8>, Vec<u8>) {
+        let d = Self::depth_tag(path.depth());
+        (
+            self.with(&[&d, path.as_str().as_bytes(), b"\0"]),
+            self.with(&[&d, path.as_str().as_bytes(), b"\x01"]),
+        )
+    }
+
+    pub fn node_key(&self, path: &ZnodePath, part: Part) -> Vec<u8> {
+        let d = Self::depth_tag(path.depth());
+        self.with(&[&d, path.as_str().as_bytes(), b"\0", &[part.tag()]])
+    }
+
+    /// `[start, end)` of every record of every child of `path`.
+    pub fn children_range(&self, path: &ZnodePath) -> (Vec<u8>, Vec<u8>) {
+        let d = Self::depth_tag(path.depth() + 1);
+        let base = if path.is_root() { "" } else { path.as_str() };
+        (
+            self.with(&[&d, base.as_bytes(), b"/"]),
+            self.with(&[&d, base.as_bytes(), b"0"]),
+        )
+    }
+
+    /// `[start, end)` of every record of the descendants of `path` at absolute `depth`.
+    pub fn level_range(&self, path: &ZnodePath, depth: usize) -> (Vec<u8>, Vec<u8>) {
+        let d = Self::depth_tag(depth);
+        let base = if path.is_root() { "" } else { path.as_str() };
+        (
+            self.with(&[&d, base.as_bytes(), b"/"]),
+            self.with(&[&d, base.as_bytes(), b"0"]),
+        )
+    }
+
+    pub fn session_key(&self, session: i64) -> Vec<u8> {
+        self.with(&[format!("s{:016x}", session as u64).as_bytes()])
+    }
+
+    pub fn sessions_range(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.with(&[b"s"]), self.with(&[b"t"]))
+    }
+
+    pub fn ephemeral_key(&self, session: i64, path: &ZnodePath) -> Vec<u8> {
+        self.with(&[format!("e{:016x}", session as u64).as_bytes(), path.as_str().as_bytes()])
+    }
+
+    /// The ephemerals of `session`; with `None`, of every session.
+    pub fn ephemerals_range(&self, session: Option<i64>) -> (Vec<u8>, Vec<u8>) {
+        match session {
+            Some(s) => {
+                let p = format!("e{:016x}", s as u64);
+                (self.with(&[p.as_bytes(), b"/"]), self.with(&[p.as_bytes(), b"0"]))
+            }
+            None => (self.with(&[b"e"]), self.with(&[b"f"])),
+        }
+    }
+
+    pub fn timed_key(&self, path: &ZnodePath) -> Vec<u8> {
+        self.with(&[b"t", path.as_str().as_bytes()])
+    }
+
+    pub fn timed_range(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.with(&[b"t/"]), self.with(&[b"t0"]))
+    }
+
+    pub fn secret_key(&self) -> Vec<u8> {
+        self.with(&[b"secret"])
+    }
+
+    /// The end of the whole layout's range (`prefix` + 1).
+    pub fn prefix_end(&self) -> Vec<u8> {
+        prefix_end(&self.prefix)
+    }
+
+    /// Decodes a key of this layout.
+    pub fn parse(&self, key: &[u8]) -> KeyKind {
+        let Some(rest) = key.strip_prefix(self.prefix.as_slice()) else {
+            return KeyKind::Other;
+        };
+        let Ok(rest) = std::str::from_utf8(rest) else {
+            return KeyKind::Other;
+        };
+        let hex = |s: &str| u64::from_str_radix(s, 16).ok().map(|v| v as i64);
+        match rest.as_bytes().first() {
+            Some(b'n') if rest.len() > 1 + DEPTH_WIDTH + 2 => {
+                let body = &rest[1 + DEPTH_WIDTH..];
+                let Some((path, tag)) = body.rsplit_once('\0') else {
+                    return KeyKind::Other;
+                };
+                let part = match tag {
+                    "d" => Part::Data,
+                    "c" => Part::Children,
+                    "a" => Part::Acl,
+                    _ => return KeyKind::Other,
+                };
+                match ZnodePath::parse(path) {
+                    Ok(p) => KeyKind::Node(p, part),
+                    Err(_) => KeyKind::Other,
+                }
+            }
+            Some(b's') if rest.len() == 17 => match hex(&rest[1..]) {
+                Some(s) => KeyKind::Session(s),
+                None => KeyKind::Other,
+            },
+            Some(b'e') if rest.len() > 17 => match (hex(&rest[1..17]), ZnodePath::parse(&rest[17..])) {
+                (Some(s), Ok(p)) => KeyKind::Ephemeral(s, p),
+                _ => KeyKind::Other,
+            },
+            Some(b't') => match ZnodePath::parse(&rest[1..]) {
+                Ok(p) => KeyKind::Timed(p),
+                Err(_) => KeyKind::Other,
+            },
+            _ => KeyKind::Other,
+        }
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// What kind of znode, as stored (CreateMode without the sequential bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NodeKind {
+    #[default]
+    Persistent,
+    Ephemeral,
+    Container,
+    Ttl,
+}
+
+/// The data record (`... \0 d`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct DataRecord {
+    pub kind: NodeKind,
+    pub ctime: i64,
+    pub mtime: i64,
+    /// The owning session of an ephemeral (0 otherwise).
+    pub owner: i64,
+    /// TTL in ms of a TTL node (0 otherwise).
+    pub ttl: i64,
+    pub data: Option<Vec<u8>>,
+}
+
+const DATA_FORMAT: u8 = 1;
+const DATA_HEADER: usize = 2 + 8 * 4;
+
+impl DataRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let len = self.data.as_ref().map_or(0, |d| d.len());
+        let mut v = Vec::with_capacity(DATA_HEADER + len);
+        v.push(DATA_FORMAT);
+        let kind = match self.kind {
+            NodeKind::Persistent => 0u8,
+            NodeKind::Ephemeral => 1,
+            NodeKind::Container => 2,
+            NodeKind::Ttl => 3,
+        };
+        v.push(kind | if self.data.is_none() { 0x80 } else { 0 });
+        for x in [self.ctime, self.mtime, self.owner, self.ttl] {
+            v.extend_from_slice(&x.to_be_bytes());
+        }
+        if let Some(d) = &self.data {
+            v.extend_from_slice(d);
+        }
+        v
+    }
+
+    pub fn decode(v: &[u8]) -> Option<DataRecord> {
+        if v.len() < DATA_HEADER || v[0] != DATA_FORMAT {
+            return None;
+        }
+        let kind = match v[1] & 0x7f {
+            0 => NodeKind::Persistent,
+            1 => NodeKind::Ephemeral,
+            2 => NodeKind::Container,
+            3 => NodeKind::Ttl,
+            _ => return None,
+        };
+        let long = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v[2 + 8 * i..10 + 8 * i]);
+            i64::from_be_bytes(b)
+        };
+        Some(DataRecord {
+            kind,
+            ctime: long(0),
+            mtime: long(1),
+            owner: long(2),
+            ttl: long(3),
+            data: if v[1] & 0x80 != 0 {
+                None
+            } else {
+                Some(v[DATA_HEADER..].to_vec())
+            },
+        })
+    }
+}
+
+/// The children record (`... \0 c`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ChildrenRecord {
+    /// Children ever created (upstream's stored cversion; numbers sequential children).
+    pub creates: i32,
+    pub count: i32,
+}
+
+impl ChildrenRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(8);
+        v.extend_from_slice(&self.creates.to_be_bytes());
+        v.extend_from_slice(&self.count.to_be_bytes());
+        v
+    }
+
+    pub fn decode(v: &[u8]) -> Option<ChildrenRecord> {
+        if v.len() != 8 {
+            return None;
+        }
+        let int = |i: usize| i32::from_be_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
+        Some(ChildrenRecord {
+            creates: int(0),
+            count: int(4),
+        })
+    }
+}
+
+/// The ACL record (`... \0 a`): count, then perms + scheme + id, lengths as u32.
+pub fn encode_acl(acl: &[Acl]) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&(acl.len() as u32).to_be_bytes());
+    for a in acl {
+        v.extend_from_slice(&a.perms.to_be_bytes());
+        for s in [&a.id.scheme, &a.id.id] {
+            v.extend_from_slice(&(s.len() as u32).to_be_bytes());
+            v.extend_from_slice(s.as_bytes());
+        }
+    }
+    v
+}
+
+pub fn decode_acl(v: &[u8]) -> Option<Vec<Acl>> {
+    let mut pos = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let s = v.get(pos..pos.checked_add(n)?)?;
+        pos += n;
+        Some(s)
+    };
+    let u32_at = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let count = u32_at(take(4)?) as usize;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let perms = u32_at(take(4)?) as i32;
+        let n = u32_at(take(4)?) as usize;
+        let scheme = String::from_utf8(take(n)?.to_vec()).ok()?;
+        let n = u32_at(take(4)?) as usize;
+        let id = String::from_utf8(take(n)?.to_vec()).ok()?;
+        out.push(Acl {
+            perms,
+            id: Id { scheme, id },
+        });
+    }
+    Some(out)
+}
+
+/// The session record (`P s <id>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub timeout_ms: i32,
+    /// Which connection holds the session now (gateway instance + connection number), so a
+    /// gateway can drop a connection whose session moved elsewhere.
+    pub holder: String,
+}
+
+impl SessionRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = self.timeout_ms.to_be_bytes().to_vec();
+        v.extend_from_slice(self.holder.as_bytes());
+        v
+    }
+
+    pub fn decode(v: &[u8]) -> Option<SessionRecord> {
+        if v.len() < 4 {
+            return None;
+        }
+        Some(SessionRecord {
+            timeout_ms: i32::from_be_bytes([v[0], v[1], v[2], v[3]]),
+            holder: String::from_utf8_lossy(&v[4..]).into_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> ZnodePath {
+        ZnodePath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn node_keys_sort_children_under_their_parent_only() {
+        let l = Layout::new("/zk/");
+        let (start, end) = l.children_range(&p("/a"));
+        let child = l.node_key(&p("/a/b"), Part::Data);
+        let grandchild = l.node_key(&p("/a/b/c"), Part::Data);
+        let sibling = l.node_key(&p("/ab/c"), Part::Data);
+        assert!(start <= child && child < end);
+        assert!(!(start <= grandchild && grandchild < end));
+        assert!(!(start <= sibling && sibling < end));
+        let (rs, re) = l.children_range(&ZnodePath::root());
+        let top = l.node_key(&p("/a"), Part::Children);
+        assert!(rs <= top && top < re);
+        let (ns, ne) = l.node_range(&p("/a"));
+        for part in [Part::Data, Part::Children, Part::Acl] {
+            let k = l.node_key(&p("/a"), part);
+            assert!(ns <= k && k < ne);
+            assert_eq!(l.parse(&k), KeyKind::Node(p("/a"), part));
+        }
+        assert!(!(ns <= child && child < ne));
+    }
+
+    #[test]
+    fn other_keys_round_trip() {
+        let l = Layout::new("/zk/");
+        assert_eq!(l.parse(&l.session_key(-5)), KeyKind::Session(-5));
+        assert_eq!(
+            l.parse(&l.ephemeral_key(7, &p("/x/y"))),
+            KeyKind::Ephemeral(7, p("/x/y"))
+        );
+        assert_eq!(l.parse(&l.timed_key(&p("/t"))), KeyKind::Timed(p("/t")));
+        assert_eq!(l.parse(b"/other"), KeyKind::Other);
+        assert_eq!(l.parse(&l.secret_key()), KeyKind::Other);
+    }
+
+    #[test]
+    fn records_round_trip_and_reject_garbage() {
+        let d = DataRecord {
+            kind: NodeKind::Ttl,
+            ctime: 1,
+            mtime: 2,
+            owner: 3,
+            ttl: 4,
+            data: Some(b"hi".to_vec()),
+        };
+        assert_eq!(DataRecord::decode(&d.encode()), Some(d));
+        let n = DataRecord::default();
+        assert_eq!(DataRecord::decode(&n.encode()), Some(n));
+        assert_eq!(DataRecord::decode(b"xx"), None);
+        let c = ChildrenRecord { creates: 5, count: 2 };
+        assert_eq!(ChildrenRecord::decode(&c.encode()), Some(c));
+        let acl = vec![Acl {
+            perms: 31,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }];
+        assert_eq!(decode_acl(&encode_acl(&acl)), Some(acl));
+        assert_eq!(decode_acl(&[0, 0, 0, 9]), None);
+        let s = SessionRecord {
+            timeout_ms: 4000,
+            holder: "g1/3".into(),
+        };
+        assert_eq!(SessionRecord::decode(&s.encode()), Some(s));
+    }
+}

@@ -1,0 +1,428 @@
+//! A write plan: ZooKeeper's write operations (create, delete, setData, setACL, check) checked
+//! in upstream's order against an overlay of the znodes they touch, then committed as ONE etcd
+//! Txn guarded by the mod revisions of everything read. A failed guard means another writer got
+//! there first: the caller re-plans from scratch. One plan is one zxid, so a `multi` is atomic
+//! and every znode it changes shares the zxid, as upstream.
+//!
+//! Stats handed out before the commit carry `PENDING` where the new zxid goes; `finish`
+//! replaces it with the committed revision.
+
+use std::collections::HashMap;
+
+use synod_proto::etcdserverpb::{Compare, RequestOp};
+
+use crate::acl::{fixup, Identity};
+use crate::jute::{Acl, CreateRequest, Stat};
+use crate::layout::{encode_acl, ChildrenRecord, DataRecord, NodeKind, Part};
+use crate::path::ZnodePath;
+use crate::proto::{err, op, perms, CreateMode};
+use crate::store::{delete, mod_is, put, StoreError, ZkStore};
+use crate::znode::{RecordRev, Znode};
+
+/// Stands for "the zxid of this plan" until it commits.
+pub const PENDING: i64 = i64::MAX;
+
+/// Upstream's largest TTL (`EphemeralType.MAX_TTL`, 40 bits of milliseconds).
+pub const MAX_TTL: i64 = 0xFF_FFFF_FFFF;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// A ZooKeeper error code for this operation.
+    #[error("zookeeper error {0}")]
+    Zk(i32),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl OpError {
+    pub fn code(&self) -> i32 {
+        match self {
+            OpError::Zk(c) => *c,
+            OpError::Store(_) => err::SYSTEM_ERROR,
+        }
+    }
+}
+
+/// Who runs the operations of a plan.
+pub struct Caller<'a> {
+    pub session: i64,
+    pub identity: &'a Identity,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Dirty {
+    created: bool,
+    data: bool,
+    children: bool,
+    acl: bool,
+}
+
+pub struct Plan<'s> {
+    store: &'s ZkStore,
+    min_rev: i64,
+    now_ms: i64,
+    loaded: HashMap<ZnodePath, Option<Znode>>,
+    current: HashMap<ZnodePath, Option<Znode>>,
+    dirty: Vec<(ZnodePath, Dirty)>,
+    index_ops: Vec<RequestOp>,
+}
+
+fn special(path: &ZnodePath) -> bool {
+    matches!(
+        path.as_str(),
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
+}
+
+fn check_version(expected: i32, actual: i64) -> Result<(), OpError> {
+    if expected != -1 && expected as i64 != actual {
+        return Err(OpError::Zk(err::BAD_VERSION));
+    }
+    Ok(())
+}
+
+fn bad_args<T>() -> Result<T, OpError> {
+    Err(OpError::Zk(err::BAD_ARGUMENTS))
+}
+
+impl<'s> Plan<'s> {
+    pub fn new(store: &'s ZkStore, min_rev: i64, now_ms: i64) -> Plan<'s> {
+        Plan {
+            store,
+            min_rev,
+            now_ms,
+            loaded: HashMap::new(),
+            current: HashMap::new(),
+            dirty: Vec::new(),
+            index_ops: Vec::new(),
+        }
+    }
+
+    /// The znode at `path` as the plan sees it so far.
+    pub async fn node(&mut self, path: &ZnodePath) -> Result<Option<Znode>, StoreError> {
+        if let Some(n) = self.current.get(path) {
+            return Ok(n.clone());
+        }
+        let (n, _) = self.store.read(path, self.min_rev).await?;
+        self.loaded.insert(path.clone(), n.clone());
+        self.current.insert(path.clone(), n.clone());
+        Ok(n)
+    }
+
+    fn mark(&mut self, path: &ZnodePath, f: impl FnOnce(&mut Dirty)) {
+        if let Some((_, d)) = self.dirty.iter_mut().find(|(p, _)| p == path) {
+            f(d);
+        } else {
+            let mut d = Dirty::default();
+            f(&mut d);
+            self.dirty.push((path.clone(), d));
+        }
+    }
+
+    fn set(&mut self, path: &ZnodePath, n: Option<Znode>) {
+        self.current.insert(path.clone(), n);
+    }
+
+    /// The Stat of `path` now (with `PENDING` zxids for what this plan changed).
+    pub fn stat(&self, path: &ZnodePath) -> Option<Stat> {
+        self.current
+            .get(path)
+            .and_then(|n| n.as_ref())
+            .map(|n| n.stat(self.store.base()))
+    }
+
+    /// create / create2 / createContainer / createTTL. Returns the created path.
+    pub async fn create(
+        &mut self,
+        opcode: i32,
+        req: &CreateRequest,
+        caller: &Caller<'_>,
+    ) -> Result<ZnodePath, OpError> {
+        let Some(mode) = CreateMode::from_flag(req.flags) else {
+            return bad_args();
+        };
+        if mode.container != (opcode == op::CREATE_CONTAINER) {
+            return bad_args();
+        }
+        if mode.ttl != (opcode == op::CREATE_TTL) {
+            return bad_args();
+        }
+        let ttl = if mode.ttl { req.ttl.unwrap_or(0) } else { 0 };
+        if mode.ttl && (ttl <= 0 || ttl > MAX_TTL) {
+            return bad_args();
+        }
+        if ZnodePath::validate_create(&req.path, mode.sequential).is_err() {
+            return bad_args();
+        }
+        let acl = fixup(caller.identity, &req.acl).ok_or(OpError::Zk(err::INVALID_ACL))?;
+        let Some(slash) = req.path.rfind('/') else {
+            return bad_args();
+        };
+        let parent_str = &req.path[..slash];
+        let parent = if parent_str.is_empty() {
+            ZnodePath::root()
+        } else {
+            ZnodePath::parse(parent_str).map_err(|_| OpError::Zk(err::BAD_ARGUMENTS))?
+        };
+        let Some(mut parent_node) = self.node(&parent).await? else {
+            return Err(OpError::Zk(err::NO_NODE));
+        };
+        if !caller.identity.allowed(&parent_node.acl, perms::CREATE) {
+            return Err(OpError::Zk(err::NO_AUTH));
+        }
+        let mut name = req.path.clone();
+        if mode.sequential {
+            name.push_str(&format!("{:010}", parent_node.children.creates));
+        }
+        let Ok(path) = ZnodePath::parse(&name) else {
+            return bad_args();
+        };
+        if path.is_root() || self.node(&path).await?.is_some() {
+            return Err(OpError::Zk(err::NODE_EXISTS));
+        }
+        if parent_node.is_ephemeral() {
+            return Err(OpError::Zk(err::NO_CHILDREN_FOR_EPHEMERALS));
+        }
+        if path.depth() > crate::layout::MAX_DEPTH {
+            return bad_args();
+        }
+        let kind = if mode.ephemeral {
+            NodeKind::Ephemeral
+        } else if mode.container {
+            NodeKind::Container
+        } else if mode.ttl {
+            NodeKind::Ttl
+        } else {
+            NodeKind::Persistent
+        };
+        let pending = RecordRev {
+            create: PENDING,
+            modified: PENDING,
+            version: 1,
+        };
+        let node = Znode {
+            data: DataRecord {
+                kind,
+                ctime: self.now_ms,
+                mtime: self.now_ms,
+                owner: if mode.ephemeral { caller.session } else { 0 },
+                ttl,
+                data: req.data.clone(),
+            },
+            children: ChildrenRecord::default(),
+            acl,
+            data_rev: pending,
+            children_rev: pending,
+            acl_rev: pending,
+        };
+        parent_node.children.creates = parent_node.children.creates.wrapping_add(1);
+        parent_node.children.count += 1;
+        parent_node.children_rev.modified = PENDING;
+        self.set(&parent, Some(parent_node));
+        self.mark(&parent, |d| d.children = true);
+        self.set(&path, Some(node));
+        self.mark(&path, |d| d.created = true);
+        let layout = self.store.layout();
+        if mode.ephemeral {
+            self.index_ops
+                .push(put(layout.ephemeral_key(caller.session, &path), Vec::new(), 0));
+        }
+        if mode.container || mode.ttl {
+            self.index_ops.push(put(layout.timed_key(&path), Vec::new(), 0));
+        }
+        Ok(path)
+    }
+
+    /// delete (with upstream's checks when `caller` is given; unchecked for session expiry and
+    /// the reaper).
+    pub async fn delete(
+        &mut self,
+        path_str: &str,
+        version: i32,
+        caller: Option<&Caller<'_>>,
+    ) -> Result<(), OpError> {
+        let Ok(path) = ZnodePath::parse(path_str) else {
+            return bad_args();
+        };
+        if special(&path) {
+            return bad_args();
+        }
+        let Some(parent) = path.parent() else {
+            return bad_args();
+        };
+        let Some(mut parent_node) = self.node(&parent).await? else {
+            return Err(OpError::Zk(err::NO_NODE));
+        };
+        let Some(node) = self.node(&path).await? else {
+            return Err(OpError::Zk(err::NO_NODE));
+        };
+        if let Some(c) = caller {
+            if !c.identity.allowed(&parent_node.acl, perms::DELETE) {
+                return Err(OpError::Zk(err::NO_AUTH));
+            }
+        }
+        check_version(version, node.data_rev.version - 1)?;
+        if node.children.count > 0 {
+            return Err(OpError::Zk(err::NOT_EMPTY));
+        }
+        parent_node.children.count -= 1;
+        parent_node.children_rev.modified = PENDING;
+        self.set(&parent, Some(parent_node));
+        self.mark(&parent, |d| d.children = true);
+        self.set(&path, None);
+        self.mark(&path, |_| {});
+        let layout = self.store.layout();
+        match node.data.kind {
+            NodeKind::Ephemeral => self
+                .index_ops
+                .push(delete(layout.ephemeral_key(node.data.owner, &path))),
+            NodeKind::Container | NodeKind::Ttl => {
+                self.index_ops.push(delete(layout.timed_key(&path)))
+            }
+            NodeKind::Persistent => {}
+        }
+        Ok(())
+    }
+
+    pub async fn set_data(
+        &mut self,
+        path_str: &str,
+        data: Option<Vec<u8>>,
+        version: i32,
+        caller: &Caller<'_>,
+    ) -> Result<ZnodePath, OpError> {
+        let Ok(path) = ZnodePath::parse(path_str) else {
+            return bad_args();
+        };
+        let Some(mut node) = self.node(&path).await? else {
+            return Err(OpError::Zk(err::NO_NODE));
+        };
+        if !caller.identity.allowed(&node.acl, perms::WRITE) {
+            return Err(OpError::Zk(err::NO_AUTH));
+        }
+        check_version(version, node.data_rev.version - 1)?;
+        node.data.data = data;
+        node.data.mtime = self.now_ms;
+        node.data_rev.modified = PENDING;
+        node.data_rev.version += 1;
+        self.set(&path, Some(node));
+        self.mark(&path, |d| d.data = true);
+        Ok(path)
+    }
+
+    pub async fn set_acl(
+        &mut self,
+        path_str: &str,
+        acl: &[Acl],
+        version: i32,
+        caller: &Caller<'_>,
+    ) -> Result<ZnodePath, OpError> {
+        let Ok(path) = ZnodePath::parse(path_str) else {
+            return bad_args();
+        };
+        let acl = fixup(caller.identity, acl).ok_or(OpError::Zk(err::INVALID_ACL))?;
+        let Some(mut node) = self.node(&path).await? else {
+            return Err(OpError::Zk(err::NO_NODE));
+        };
+        if !caller.identity.allowed(&node.acl, perms::ADMIN) {
+            return Err(OpError::Zk(err::NO_AUTH));
+        }
+        check_version(version, node.acl_rev.version - 1)?;
+        node.acl = acl;
+        node.acl_rev.modified = PENDING;
+        node.acl_rev.version += 1;
+        self.set(&path, Some(node));
+        self.mark(&path, |d| d.acl = true);
+        Ok(path)
+    }
+
+    /// check (a version guard inside multi).
+    pub async fn check(
+        &mut self,
+        path_str: &str,
+        version: i32,
+        caller: &Caller<'_>,
+    ) -> Result<ZnodePath, OpError> {
+        let Ok(path) = ZnodePath::parse(path_str) else {
+            return bad_args();
+        };
+        let Some(node) = self.node(&path).await? else {
+            return Err(OpError::Zk(err::NO_NODE));
+        };
+        if !caller.identity.allowed(&node.acl, perms::READ) {
+            return Err(OpError::Zk(err::NO_AUTH));
+        }
+        check_version(version, node.data_rev.version - 1)?;
+        Ok(path)
+    }
+
+    /// Adds a raw write to the commit (session bookkeeping).
+    pub fn also(&mut self, op: RequestOp) {
+        self.index_ops.push(op);
+    }
+
+    /// Adds a raw guard to the commit.
+    pub fn writes_anything(&self) -> bool {
+        !self.dirty.is_empty() || !self.index_ops.is_empty()
+    }
+
+    /// Commits the plan: `Ok(Some(revision))`, or `Ok(None)` if a guard failed.
+    pub async fn commit(self) -> Result<Option<i64>, StoreError> {
+        let layout = self.store.layout();
+        let mut compare: Vec<Compare> = Vec::new();
+        for (path, n) in &self.loaded {
+            match n {
+                Some(n) => {
+                    compare.push(mod_is(layout.node_key(path, Part::Data), n.data_rev.modified));
+                    compare.push(mod_is(
+                        layout.node_key(path, Part::Children),
+                        n.children_rev.modified,
+                    ));
+                    compare.push(mod_is(layout.node_key(path, Part::Acl), n.acl_rev.modified));
+                }
+                None => compare.push(mod_is(layout.node_key(path, Part::Data), 0)),
+            }
+        }
+        let mut writes = Vec::new();
+        for (path, d) in &self.dirty {
+            let now = self.current.get(path).and_then(|n| n.as_ref());
+            let before = self.loaded.get(path).and_then(|n| n.as_ref());
+            match now {
+                None => {
+                    if before.is_some() {
+                        for part in [Part::Data, Part::Children, Part::Acl] {
+                            writes.push(delete(layout.node_key(path, part)));
+                        }
+                    }
+                }
+                Some(n) => {
+                    let all = d.created;
+                    if all || d.data {
+                        writes.push(put(layout.node_key(path, Part::Data), n.data.encode(), 0));
+                    }
+                    if all || d.children {
+                        writes.push(put(
+                            layout.node_key(path, Part::Children),
+                            n.children.encode(),
+                            0,
+                        ));
+                    }
+                    if all || d.acl {
+                        writes.push(put(layout.node_key(path, Part::Acl), encode_acl(&n.acl), 0));
+                    }
+                }
+            }
+        }
+        writes.extend(self.index_ops);
+        self.store.commit(compare, writes).await
+    }
+}
+
+/// Replaces the `PENDING` zxids of a Stat handed out by a plan with the committed revision.
+pub fn finish(stat: &mut Stat, revision: i64) {
+    for z in [&mut stat.czxid, &mut stat.mzxid, &mut stat.pzxid] {
+        if *z == PENDING {
+            *z = revision;
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! A znode as read from the store (its three records and their etcd revisions), and the
+//! client-visible `Stat` derived from it. Pure data: no I/O.
+
+use synod_proto::mvccpb::KeyValue;
+
+use crate::jute::{Acl, Stat};
+use crate::layout::{decode_acl, ChildrenRecord, DataRecord, NodeKind};
+
+/// The etcd metadata of one stored record, as compared in a write's guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RecordRev {
+    pub create: i64,
+    pub modified: i64,
+    pub version: i64,
+}
+
+impl RecordRev {
+    pub fn of(kv: &KeyValue) -> RecordRev {
+        RecordRev {
+            create: kv.create_revision,
+            modified: kv.mod_revision,
+            version: kv.version,
+        }
+    }
+}
+
+/// One znode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Znode {
+    pub data: DataRecord,
+    pub children: ChildrenRecord,
+    pub acl: Vec<Acl>,
+    pub data_rev: RecordRev,
+    pub children_rev: RecordRev,
+    pub acl_rev: RecordRev,
+}
+
+/// Why stored records could not be read as a znode.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt znode record in the store")]
+pub struct CorruptRecord;
+
+impl Znode {
+    /// Assembles a znode from the (up to three) key-values of its node range. `Ok(None)` if the
+    /// data record is absent (the znode does not exist).
+    pub fn from_kvs(
+        data: Option<&KeyValue>,
+        children: Option<&KeyValue>,
+        acl: Option<&KeyValue>,
+    ) -> Result<Option<Znode>, CorruptRecord> {
+        let Some(d) = data else { return Ok(None) };
+        let record = DataRecord::decode(&d.value).ok_or(CorruptRecord)?;
+        let (children_record, children_rev) = match children {
+            Some(c) => (
+                ChildrenRecord::decode(&c.value).ok_or(CorruptRecord)?,
+                RecordRev::of(c),
+            ),
+            None => return Err(CorruptRecord),
+        };
+        let (acl_list, acl_rev) = match acl {
+            Some(a) => (decode_acl(&a.value).ok_or(CorruptRecord)?, RecordRev::of(a)),
+            None => return Err(CorruptRecord),
+        };
+        Ok(Some(Znode {
+            data: record,
+            children: children_record,
+            acl: acl_list,
+            data_rev: RecordRev::of(d),
+            children_rev,
+            acl_rev,
+        }))
+    }
+
+    pub fn is_ephemeral(&self) -> bool {
+        self.data.kind == NodeKind::Ephemeral
+    }
+
+    /// The client-visible Stat. Revisions at or below `base` (the revision that created the
+    /// built-in nodes `/`, `/zookeeper`, ...) read as zxid 0, as on a fresh ZooKeeper.
+    pub fn stat(&self, base: i64) -> Stat {
+        let zxid = |r: i64| if r <= base { 0 } else { r };
+        let data_length = self.data.data.as_ref().map_or(0, |d| d.len() as i32);
+        Stat {
+            czxid: zxid(self.data_rev.create),
+            mzxid: zxid(self.data_rev.modified),
+            ctime: self.data.ctime,
+            mtime: self.data.mtime,
+            version: (self.data_rev.version - 1) as i32,
+            // upstream stores the number of child creates and shows 2 x creates - children,
+            // i.e. creates plus deletes.
+            cversion: self
+                .children
+                .creates
+                .wrapping_mul(2)
+                .wrapping_sub(self.children.count),
+            aversion: (self.acl_rev.version - 1) as i32,
+            ephemeral_owner: if self.data.kind == NodeKind::Ephemeral {
+                self.data.owner
+            } else {
+                0
+            },
+            data_length,
+            num_children: self.children.count,
+            pzxid: zxid(self.children_rev.modified),
+        }
+    }
+}
