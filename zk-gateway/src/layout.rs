@@ -319,7 +319,29 @@ impl ChildrenRecord {
     }
 }
 
-/// The ACL record (`... \0 a`): count, then perms + scheme + id, lengths as u32.
+/// The ACL record (`... \0 a`): count, then perms + scheme + id, lengths as u32, then an
+/// optional i32 added to the etcd version to give the aversion (upstream creates
+/// `/zookeeper/config` with aversion -1).
+pub fn encode_acl_record(acl: &[Acl], aversion_offset: i32) -> Vec<u8> {
+    let mut v = encode_acl(acl);
+    if aversion_offset != 0 {
+        v.extend_from_slice(&aversion_offset.to_be_bytes());
+    }
+    v
+}
+
+/// Decodes an ACL record: the list and the aversion offset.
+pub fn decode_acl_record(v: &[u8]) -> Option<(Vec<Acl>, i32)> {
+    let acl = decode_acl(v)?;
+    let used = encode_acl(&acl).len();
+    let offset = match v.get(used..) {
+        Some([a, b, c, d]) => i32::from_be_bytes([*a, *b, *c, *d]),
+        Some([]) => 0,
+        _ => return None,
+    };
+    Some((acl, offset))
+}
+
 pub fn encode_acl(acl: &[Acl]) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(&(acl.len() as u32).to_be_bytes());

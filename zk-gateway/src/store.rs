@@ -14,7 +14,7 @@ use tonic::Status;
 
 use crate::backend::SharedBackend;
 use crate::jute::{Acl, Id};
-use crate::layout::{encode_acl, ChildrenRecord, DataRecord, KeyKind, Layout, Part};
+use crate::layout::{encode_acl_record, ChildrenRecord, DataRecord, KeyKind, Layout, Part};
 use crate::path::ZnodePath;
 use crate::proto::perms;
 use crate::znode::{CorruptRecord, Znode};
@@ -102,13 +102,21 @@ impl ZkStore {
         let l = &self.layout;
         let p = |s: &str| ZnodePath::from_trusted(s.to_string());
         let mut ops = Vec::new();
-        let nodes: [(&str, i32, Option<Vec<u8>>); 4] = [
-            ("/", 1, Some(Vec::new())),
-            ("/zookeeper", 2, Some(Vec::new())),
-            ("/zookeeper/quota", 0, Some(Vec::new())),
-            ("/zookeeper/config", 0, Some(Vec::new())),
+        // upstream: /zookeeper/config is world-readable only, with aversion -1
+        let read_only = vec![Acl {
+            perms: perms::READ,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }];
+        let nodes: [(&str, i32, Option<Vec<u8>>, Vec<Acl>, i32); 4] = [
+            ("/", 1, Some(Vec::new()), world_all(), 0),
+            ("/zookeeper", 2, Some(Vec::new()), world_all(), 0),
+            ("/zookeeper/quota", 0, Some(Vec::new()), world_all(), 0),
+            ("/zookeeper/config", 0, Some(Vec::new()), read_only, -1),
         ];
-        for (path, children, data) in nodes {
+        for (path, children, data, acl, aversion_offset) in nodes {
             let path = p(path);
             let d = DataRecord {
                 data,
@@ -124,7 +132,11 @@ impl ZkStore {
                 .encode(),
                 0,
             ));
-            ops.push(put(l.node_key(&path, Part::Acl), encode_acl(&world_all()), 0));
+            ops.push(put(
+                l.node_key(&path, Part::Acl),
+                encode_acl_record(&acl, aversion_offset),
+                0,
+            ));
         }
         let secret: [u8; 32] = rand::random();
         ops.push(put(l.secret_key(), secret.to_vec(), 0));

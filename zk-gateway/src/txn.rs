@@ -13,7 +13,7 @@ use synod_proto::etcdserverpb::{Compare, RequestOp};
 
 use crate::acl::{fixup, Identity};
 use crate::jute::{Acl, CreateRequest, Stat};
-use crate::layout::{encode_acl, ChildrenRecord, DataRecord, NodeKind, Part};
+use crate::layout::{encode_acl_record, ChildrenRecord, DataRecord, NodeKind, Part};
 use crate::path::ZnodePath;
 use crate::proto::{err, op, perms, CreateMode};
 use crate::store::{delete, mod_is, put, StoreError, ZkStore};
@@ -211,6 +211,7 @@ impl<'s> Plan<'s> {
             },
             children: ChildrenRecord::default(),
             acl,
+            aversion_offset: 0,
             data_rev: pending,
             children_rev: pending,
             acl_rev: pending,
@@ -327,7 +328,7 @@ impl<'s> Plan<'s> {
         if !caller.identity.allowed(&node.acl, perms::ADMIN) {
             return Err(OpError::Zk(err::NO_AUTH));
         }
-        check_version(version, node.acl_rev.version - 1)?;
+        check_version(version, node.acl_rev.version - 1 + node.aversion_offset as i64)?;
         node.acl = acl;
         node.acl_rev.modified = PENDING;
         node.acl_rev.version += 1;
@@ -408,7 +409,11 @@ impl<'s> Plan<'s> {
                         ));
                     }
                     if all || d.acl {
-                        writes.push(put(layout.node_key(path, Part::Acl), encode_acl(&n.acl), 0));
+                        writes.push(put(
+                            layout.node_key(path, Part::Acl),
+                            encode_acl_record(&n.acl, n.aversion_offset),
+                            0,
+                        ));
                     }
                 }
             }

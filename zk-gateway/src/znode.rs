@@ -4,7 +4,7 @@
 use synod_proto::mvccpb::KeyValue;
 
 use crate::jute::{Acl, Stat};
-use crate::layout::{decode_acl, ChildrenRecord, DataRecord, NodeKind};
+use crate::layout::{decode_acl_record, ChildrenRecord, DataRecord, NodeKind};
 
 /// The etcd metadata of one stored record, as compared in a write's guard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -30,6 +30,8 @@ pub struct Znode {
     pub data: DataRecord,
     pub children: ChildrenRecord,
     pub acl: Vec<Acl>,
+    /// Added to the ACL record's etcd version - 1 to give the aversion (see `layout`).
+    pub aversion_offset: i32,
     pub data_rev: RecordRev,
     pub children_rev: RecordRev,
     pub acl_rev: RecordRev,
@@ -57,14 +59,15 @@ impl Znode {
             ),
             None => return Err(CorruptRecord),
         };
-        let (acl_list, acl_rev) = match acl {
-            Some(a) => (decode_acl(&a.value).ok_or(CorruptRecord)?, RecordRev::of(a)),
+        let ((acl_list, aversion_offset), acl_rev) = match acl {
+            Some(a) => (decode_acl_record(&a.value).ok_or(CorruptRecord)?, RecordRev::of(a)),
             None => return Err(CorruptRecord),
         };
         Ok(Some(Znode {
             data: record,
             children: children_record,
             acl: acl_list,
+            aversion_offset,
             data_rev: RecordRev::of(d),
             children_rev,
             acl_rev,
@@ -93,7 +96,7 @@ impl Znode {
                 .creates
                 .wrapping_mul(2)
                 .wrapping_sub(self.children.count),
-            aversion: (self.acl_rev.version - 1) as i32,
+            aversion: ((self.acl_rev.version - 1) as i32).wrapping_add(self.aversion_offset),
             ephemeral_owner: if self.data.kind == NodeKind::Ephemeral {
                 self.data.owner
             } else {
