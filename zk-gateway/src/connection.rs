@@ -287,18 +287,9 @@ async fn serve_requests(
                     &Response::Empty,
                 );
                 let _ = tx.send(Outgoing::Frame(out));
+                // upstream: the AuthFailed reply, then the connection closes (the client
+                // raises the AuthFailed state itself).
                 if !ok {
-                    let mut ev = Vec::new();
-                    encode_notification(
-                        &mut ev,
-                        -1,
-                        &WatcherEvent {
-                            event_type: -1,
-                            state: state::AUTH_FAILED,
-                            path: String::new(),
-                        },
-                    );
-                    let _ = tx.send(Outgoing::Frame(ev));
                     let _ = tx.send(Outgoing::Close);
                     return false;
                 }

@@ -253,8 +253,15 @@ async fn reaper(store: ZkStore, every: Duration) {
         for k in keys {
             let KeyKind::Timed(path) = k else { continue };
             let mut plan = Plan::new(&store, 0, now_ms());
-            let Ok(Some(n)) = plan.node(&path).await else {
-                continue;
+            let n = match plan.node(&path).await {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    // the node went some other way; drop its stale index entry
+                    let key = store.layout().timed_key(&path);
+                    let _ = store.commit(vec![], vec![crate::store::delete(key)]).await;
+                    continue;
+                }
+                Err(_) => continue,
             };
             let due = n.children.count == 0
                 && match n.data.kind {
