@@ -14,6 +14,10 @@
 //! [`current_revision`], [`assert_grpc_error`], ...) and the pieces of the
 //! differential tests ([`differential`]).
 //!
+//! The ZooKeeper side ([`zookeeper`]) does the same with upstream ZooKeeper
+//! 3.8 (Debian's `zookeeper`) as the reference for Synod's ZooKeeper
+//! gateway, driven by zkCli and kazoo.
+//!
 //! A missing binary is a loud failure (panic with an install hint), never a
 //! skip.
 //!
@@ -34,6 +38,7 @@ mod requests;
 mod rt;
 mod scenario;
 mod server;
+pub mod zookeeper;
 
 #[cfg(test)]
 mod selftest;
@@ -46,3 +51,7 @@ pub use requests::{assert_grpc_error, current_revision, put, put_with_lease};
 pub use rt::block_on;
 pub use scenario::{on_both, on_both_with, transcript_on_both};
 pub use server::{client, client_for, Flavor, MemberSpec, Server, READY_TIMEOUT};
+pub use zookeeper::{
+    assert_kazoo_script_passes, kazoo_script, normalize_zkcli, zk_on_both, zkcli,
+    zkcli_transcript_on_both, SynodZk, ZkFlavor, ZkServer, ZkTarget,
+};
