@@ -1111,7 +1111,9 @@ class Driver:
         def standalone_check(rz):
             rz.handshake(h)
             replies = [self.reply(rz.request(1, 1, zp.create_body("/chk", b"", WORLD_ALL, 0)))]
-            rz.send_frame(zp.p_int(2) + zp.p_int(13) + zp.p_str("/chk") + zp.p_int(0))
+            # A SUCCESSFUL standalone check is not compared: ZooKeeper 3.8.0 never answers it
+            # (the 3.8 client API cannot send one; a client that did would hang), and the
+            # gateway answers it as 3.9 does. Failing checks are answered alike.
             rz.send_frame(zp.p_int(3) + zp.p_int(13) + zp.p_str("/chk") + zp.p_int(5))
             rz.send_frame(zp.p_int(4) + zp.p_int(13) + zp.p_str("/nope") + zp.p_int(-1))
             rz.send_frame(zp.p_int(5) + zp.p_int(9) + zp.p_str("/"))

@@ -28,6 +28,28 @@ impl Identity {
         }
     }
 
+    /// The identities in the order upstream iterates them: its `authInfo` is a set backed by
+    /// a `ConcurrentHashMap`, so whoAmI and `auth` ACLs list ids by hash bucket, then by
+    /// insertion. Clients see that order, so it is reproduced.
+    pub fn ordered(&self) -> Vec<&Id> {
+        let mut table = 16usize;
+        while self.ids.len() * 4 > table * 3 {
+            table *= 2;
+        }
+        let mut v: Vec<(usize, usize, &Id)> = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let h = java_id_hash(id);
+                let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
+                (spread as usize & (table - 1), i, id)
+            })
+            .collect();
+        v.sort_by_key(|(bucket, i, _)| (*bucket, *i));
+        v.into_iter().map(|(_, _, id)| id).collect()
+    }
+
     /// Whether `perm` is granted by `acl` (upstream: an empty ACL grants everything).
     pub fn allowed(&self, acl: &[Acl], perm: i32) -> bool {
         if self.superuser || acl.is_empty() {
@@ -42,6 +64,19 @@ impl Identity {
                         .any(|id| id.scheme == a.id.scheme && matches(&a.id, id)))
         })
     }
+}
+
+/// Java's `String.hashCode` (over UTF-16 code units).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+}
+
+/// The jute-generated `Id.hashCode`.
+fn java_id_hash(id: &Id) -> i32 {
+    let mut r: i32 = 17;
+    r = r.wrapping_mul(37).wrapping_add(java_string_hash(&id.scheme));
+    r.wrapping_mul(37).wrapping_add(java_string_hash(&id.id))
 }
 
 /// Whether the ACL id `acl_id` (same scheme as `id`) admits the connection identity `id`.
@@ -125,7 +160,7 @@ pub fn fixup(identity: &Identity, acl: &[Acl]) -> Option<Vec<Acl>> {
             out.push(a);
         } else if a.id.scheme == "auth" {
             let mut added = false;
-            for id in &identity.ids {
+            for id in identity.ordered() {
                 if id.scheme != "ip" {
                     out.push(Acl {
                         perms: a.perms,
@@ -187,6 +222,27 @@ mod tests {
         });
         assert!(me.allowed(&[acl(31, "digest", &d)], 1));
         assert!(me.allowed(&[], 16));
+    }
+
+    #[test]
+    fn identities_come_in_java_hash_set_order() {
+        // upstream (verified): ip:127.0.0.1 before digest:user1:..., but digest:alice:...
+        // before ip:127.0.0.1
+        let mut me = Identity::for_peer("127.0.0.1".parse().unwrap());
+        me.ids.push(Id {
+            scheme: "digest".into(),
+            id: digest("alice:secret"),
+        });
+        let schemes: Vec<&str> = me.ordered().iter().map(|i| i.scheme.as_str()).collect();
+        assert_eq!(schemes, ["digest", "ip"]);
+        let mut other = Identity::for_peer("127.0.0.1".parse().unwrap());
+        other.ids.push(Id {
+            scheme: "digest".into(),
+            id: digest("user1:pw1"),
+        });
+        let schemes: Vec<&str> = other.ordered().iter().map(|i| i.scheme.as_str()).collect();
+        assert_eq!(schemes, ["ip", "digest"]);
+        assert_eq!(java_string_hash("ip"), 3367);
     }
 
     #[test]

@@ -236,8 +236,29 @@ async fn serve_requests(
                 let _ = tx.send(Outgoing::Frame(out));
                 return false;
             }
+            Err(e) if body.len() >= 8 => {
+                // upstream: a known opcode whose body does not parse is answered
+                // MarshallingError, and the session carries on
+                tracing::debug!(%peer, error = %e, "zk: malformed request body");
+                let xid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                let zxid = shared.store.current_revision().await.unwrap_or(seen).max(seen);
+                let mut out = Vec::new();
+                encode_reply(
+                    &mut out,
+                    &ReplyHeader {
+                        xid,
+                        zxid,
+                        err: err::MARSHALLING_ERROR,
+                    },
+                    &Response::Empty,
+                );
+                if tx.send(Outgoing::Frame(out)).is_err() {
+                    return false;
+                }
+                continue;
+            }
             Err(e) => {
-                tracing::debug!(%peer, error = %e, "zk: malformed request; closing connection");
+                tracing::debug!(%peer, error = %e, "zk: request shorter than its header; closing connection");
                 return false;
             }
         };
@@ -245,15 +266,33 @@ async fn serve_requests(
         let mut out = Vec::new();
         match &req {
             Request::Ping => {
+                // upstream answers a ping with xid -2 whatever xid it came with
                 encode_reply(
                     &mut out,
                     &ReplyHeader {
-                        xid: header.xid,
+                        xid: xid::PING,
                         zxid: processed.max(seen),
                         err: 0,
                     },
                     &Response::Empty,
                 );
+                let _ = tx.send(Outgoing::Frame(out));
+                continue;
+            }
+            Request::Sasl => {
+                // a server without SASL: err 0, zxid 0, a null token
+                encode_reply(
+                    &mut out,
+                    &ReplyHeader {
+                        xid: header.xid,
+                        zxid: 0,
+                        err: 0,
+                    },
+                    &Response::Empty,
+                );
+                out.extend_from_slice(&(-1i32).to_be_bytes());
+                let len = (out.len() - 4) as i32;
+                out[..4].copy_from_slice(&len.to_be_bytes());
                 let _ = tx.send(Outgoing::Frame(out));
                 continue;
             }
@@ -321,6 +360,9 @@ async fn serve_requests(
             }
             _ => {}
         }
+        // a reply never shows an older zxid than the session has seen or the gateway has
+        // processed (a resumed session starts from the latter)
+        seen = seen.max(processed);
         let ctx = Ctx {
             store: &shared.store,
             watches: &shared.watches,

@@ -33,7 +33,10 @@ pub async fn answer(shared: &Shared, cmd: &[u8; 4]) -> String {
     let zxid = shared.watches.processed();
     let nodes = node_count(shared).await;
     let version = format!("{}, built on 01/01/2026 00:00 GMT", shared.config.version);
-    let (watching_conns, watched_paths, watches) = shared.watches.summary();
+    let (_, _, watches) = shared.watches.summary(None);
+    // wchs, like upstream's, counts data and exist watches only
+    let (watching_conns, watched_paths, data_watches) =
+        shared.watches.summary(Some(crate::watches::Table::Data));
     let counters = format!(
         "Latency min/avg/max: {min_ms}/{avg_ms:.4}/{max_ms}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{zxid:x}\nMode: standalone\nNode count: {nodes}\n",
         c.received.load(Ordering::Relaxed),
@@ -54,7 +57,7 @@ pub async fn answer(shared: &Shared, cmd: &[u8; 4]) -> String {
         "crst" => "Connection stats have been reset.\n".to_string(),
         "cons" => "\n".to_string(),
         "wchs" => format!(
-            "{watching_conns} connections watching {watched_paths} paths\nTotal watches:{watches}\n"
+            "{watching_conns} connections watching {watched_paths} paths\nTotal watches:{data_watches}\n"
         ),
         "conf" => format!(
             "clientPort={}\nclientPortAddress={}\ndataDir=(etcd v3 store)\ntickTime={}\nmaxClientCnxns=0\nminSessionTimeout={}\nmaxSessionTimeout={}\nserverId=0\n",
@@ -114,7 +117,8 @@ async fn node_count(shared: &Shared) -> i64 {
         })
         .await
     {
-        Ok(r) => r.count / 3,
+        // upstream's node table holds the root twice ("" and "/")
+        Ok(r) => r.count / 3 + 1,
         Err(_) => 0,
     }
 }

@@ -10,7 +10,7 @@ use crate::proto::{err, event, op, perms, state, watcher_type};
 use crate::session::now_ms;
 use crate::store::{StoreError, ZkStore};
 use crate::txn::{finish, Caller, OpError, Plan};
-use crate::watches::{ConnId, WatchKind, Watches};
+use crate::watches::{ConnId, Table, WatchKind, Watches};
 
 /// How many times a write is re-planned when another writer changed what it read.
 const MAX_ATTEMPTS: usize = 64;
@@ -67,6 +67,15 @@ impl Ctx<'_> {
     }
 }
 
+/// A read's path: upstream looks reads up without validating them, so "" is the root and an
+/// invalid path is simply not found.
+fn read_path(path: &str) -> Option<ZnodePath> {
+    if path.is_empty() {
+        return Some(ZnodePath::root());
+    }
+    ZnodePath::parse(path).ok()
+}
+
 /// Handles a request other than ping, auth, closeSession (the connection does those).
 pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Result<Reply, StoreError> {
     match req {
@@ -76,7 +85,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Result<Reply, StoreError> {
         | Request::SetAcl(_)
         | Request::Check { .. } => write(ctx, req).await,
         Request::Exists { path, watch } => {
-            let Ok(p) = ZnodePath::parse(path) else {
+            let Some(p) = read_path(path) else {
                 return Ok(Reply::error(ctx.seen, err::NO_NODE));
             };
             let (node, rev) = ctx.store.read(&p, ctx.seen).await?;
@@ -92,18 +101,39 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Result<Reply, StoreError> {
         Request::GetChildren { path, watch } => get_children(ctx, path, *watch, false).await,
         Request::GetChildren2 { path, watch } => get_children(ctx, path, *watch, true).await,
         Request::GetAcl { path } => {
-            let Ok(p) = ZnodePath::parse(path) else {
+            let Some(p) = read_path(path) else {
                 return Ok(Reply::error(ctx.seen, err::NO_NODE));
             };
             let (node, rev) = ctx.store.read(&p, ctx.seen).await?;
             Ok(match node {
-                Some(n) => Reply::ok(
-                    rev,
-                    Response::GetAcl {
-                        stat: n.stat(ctx.store.base()),
-                        acl: n.acl,
-                    },
-                ),
+                // upstream (3.6+): reading an ACL needs READ or ADMIN
+                Some(n) if !ctx.identity.allowed(&n.acl, perms::READ | perms::ADMIN) => {
+                    Reply::error(rev, err::NO_AUTH)
+                }
+                Some(n) => {
+                    // upstream masks digest hashes for a caller without ADMIN
+                    let admin = ctx.identity.allowed(&n.acl, perms::ADMIN);
+                    let acl = n
+                        .acl
+                        .iter()
+                        .map(|a| {
+                            let mut a = a.clone();
+                            if !admin && a.id.scheme == "digest" {
+                                if let Some((user, _)) = a.id.id.split_once(':') {
+                                    a.id.id = format!("{user}:x");
+                                }
+                            }
+                            a
+                        })
+                        .collect();
+                    Reply::ok(
+                        rev,
+                        Response::GetAcl {
+                            stat: n.stat(ctx.store.base()),
+                            acl,
+                        },
+                    )
+                }
                 None => Reply::error(rev, err::NO_NODE),
             })
         }
@@ -111,33 +141,36 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Result<Reply, StoreError> {
             let rev = ctx.store.current_revision().await?;
             Ok(Reply::ok(rev, Response::Sync { path: path.clone() }))
         }
+        // upstream refuses a multi holding a read, or a multiRead holding a write, while
+        // deserializing it: MarshallingError, header only, the session carries on
+        Request::Multi(ops) if ops.iter().any(is_read) => {
+            Ok(Reply::error(ctx.seen, err::MARSHALLING_ERROR))
+        }
+        Request::MultiRead(ops) if !ops.iter().all(is_read) => {
+            Ok(Reply::error(ctx.seen, err::MARSHALLING_ERROR))
+        }
         Request::Multi(ops) => multi(ctx, ops).await,
         Request::MultiRead(ops) => multi_read(ctx, ops).await,
         Request::Reconfig => Ok(Reply::error(ctx.seen, err::RECONFIG_DISABLED)),
         Request::CheckWatches { path, watcher_type: t } | Request::RemoveWatches { path, watcher_type: t } => {
             let remove = matches!(req, Request::RemoveWatches { .. });
-            let kinds: &[WatchKind] = match *t {
-                watcher_type::CHILDREN => &[WatchKind::Child],
-                watcher_type::DATA => &[WatchKind::Data],
-                watcher_type::ANY => &[
-                    WatchKind::Data,
-                    WatchKind::Child,
-                    WatchKind::Persistent,
-                    WatchKind::Recursive,
-                ],
-                watcher_type::PERSISTENT => &[WatchKind::Persistent],
-                watcher_type::PERSISTENT_RECURSIVE => &[WatchKind::Recursive],
-                _ => return Ok(Reply::error(ctx.seen, err::BAD_ARGUMENTS)),
+            // 3.8 knows Children, Data and Any here (any other type fails to deserialize)
+            let tables: &[Table] = match *t {
+                watcher_type::CHILDREN => &[Table::Child],
+                watcher_type::DATA => &[Table::Data],
+                watcher_type::ANY => &[Table::Child, Table::Data],
+                _ => return Ok(Reply::error(ctx.seen, err::MARSHALLING_ERROR)),
             };
-            let Ok(p) = ZnodePath::parse(path) else {
+            let Some(p) = read_path(path) else {
                 return Ok(Reply::error(ctx.seen, err::NO_WATCHER));
             };
             let mut found = false;
-            for k in kinds {
+            for table in tables {
                 found |= if remove {
-                    ctx.watches.remove(ctx.conn, *k, &p)
+                    ctx.watches.remove(ctx.conn, *table, &p)
                 } else {
-                    ctx.watches.has(ctx.conn, *k, &p)
+                    // upstream 3.8 answers for any connection's watch on the path
+                    ctx.watches.watched(*table, &p)
                 };
             }
             Ok(if found {
@@ -160,12 +193,15 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Result<Reply, StoreError> {
             Ok(Reply::ok(ctx.seen, Response::GetEphemerals { ephemerals: paths }))
         }
         Request::GetAllChildrenNumber { path } => {
-            let Ok(p) = ZnodePath::parse(path) else {
+            let Some(p) = read_path(path) else {
                 return Ok(Reply::error(ctx.seen, err::NO_NODE));
             };
             let (node, rev) = ctx.store.read(&p, ctx.seen).await?;
-            if node.is_none() {
+            let Some(n) = node else {
                 return Ok(Reply::error(rev, err::NO_NODE));
+            };
+            if !ctx.identity.allowed(&n.acl, perms::READ) {
+                return Ok(Reply::error(rev, err::NO_AUTH));
             }
             let total = ctx.store.descendants(&p, rev).await?;
             Ok(Reply::ok(rev, Response::GetAllChildrenNumber { total }))
@@ -174,9 +210,9 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Result<Reply, StoreError> {
             let kind = match *mode {
                 watcher_type::ADD_PERSISTENT => WatchKind::Persistent,
                 watcher_type::ADD_PERSISTENT_RECURSIVE => WatchKind::Recursive,
-                _ => return Ok(Reply::error(ctx.seen, err::BAD_ARGUMENTS)),
+                _ => return Ok(Reply::error(ctx.seen, err::MARSHALLING_ERROR)),
             };
-            let Ok(p) = ZnodePath::parse(path) else {
+            let Some(p) = read_path(path) else {
                 return Ok(Reply::error(ctx.seen, err::BAD_ARGUMENTS));
             };
             ctx.watches.add(ctx.conn, kind, &p);
@@ -185,20 +221,26 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Result<Reply, StoreError> {
         Request::WhoAmI => Ok(Reply::ok(
             ctx.seen,
             Response::WhoAmI {
+                // upstream's order (see `Identity::ordered`), a digest id by its user name
+                // only (`getUserName`)
                 client_info: ctx
                     .identity
-                    .ids
-                    .iter()
+                    .ordered()
+                    .into_iter()
                     .map(|id| ClientInfo {
                         auth_scheme: id.scheme.clone(),
-                        user: id.id.clone(),
+                        user: match id.scheme.as_str() {
+                            "digest" => id.id.split(':').next().unwrap_or("").to_string(),
+                            _ => id.id.clone(),
+                        },
                     })
                     .collect(),
             },
         )),
-        Request::DeleteContainer { .. } | Request::Sasl => {
-            Ok(Reply::error(ctx.seen, err::UNIMPLEMENTED))
-        }
+        // upstream: a client's deleteContainer is BadArguments
+        Request::DeleteContainer { .. } => Ok(Reply::error(ctx.seen, err::BAD_ARGUMENTS)),
+        // the connection answers sasl (as a server without SASL)
+        Request::Sasl => Ok(Reply::ok(ctx.seen, Response::Empty)),
         // The connection answers these itself.
         Request::Ping | Request::Auth { .. } | Request::CloseSession => {
             Ok(Reply::ok(ctx.seen, Response::Empty))
@@ -207,7 +249,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Result<Reply, StoreError> {
 }
 
 async fn get_data(ctx: &Ctx<'_>, path: &str, watch: bool) -> Result<Reply, StoreError> {
-    let Ok(p) = ZnodePath::parse(path) else {
+    let Some(p) = read_path(path) else {
         return Ok(Reply::error(ctx.seen, err::NO_NODE));
     };
     let (node, rev) = ctx.store.read(&p, ctx.seen).await?;
@@ -230,7 +272,7 @@ async fn get_data(ctx: &Ctx<'_>, path: &str, watch: bool) -> Result<Reply, Store
 }
 
 async fn get_children(ctx: &Ctx<'_>, path: &str, watch: bool, with_stat: bool) -> Result<Reply, StoreError> {
-    let Ok(p) = ZnodePath::parse(path) else {
+    let Some(p) = read_path(path) else {
         return Ok(Reply::error(ctx.seen, err::NO_NODE));
     };
     let (node, rev) = ctx.store.read(&p, ctx.seen).await?;
@@ -264,6 +306,10 @@ async fn get_children(ctx: &Ctx<'_>, path: &str, watch: bool, with_stat: bool) -
             Response::GetChildren { children }
         },
     ))
+}
+
+fn is_read(op: &MultiOp) -> bool {
+    matches!(op, MultiOp::GetData { .. } | MultiOp::GetChildren { .. })
 }
 
 /// One write operation on a plan: upstream's checks, then the reply body.

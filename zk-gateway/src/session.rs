@@ -127,6 +127,14 @@ impl Sessions {
         passwd: &[u8],
         timeout_ms: i32,
     ) -> Result<(), SessionError> {
+        // upstream: the connection holding the session is closed first, before the password
+        // of the new one is even checked
+        let previous = lock(&self.local).get(&session).map(|l| l.conn);
+        if let Some(old) = previous {
+            if old != conn {
+                self.watches.send(old, Outgoing::Close);
+            }
+        }
         if passwd != self.password(session).as_slice() {
             return Err(SessionError::Expired);
         }
@@ -134,13 +142,6 @@ impl Sessions {
         let Some(kv) = self.store.get(key.clone()).await? else {
             return Err(SessionError::Expired);
         };
-        // Another connection of this gateway holding the session is closed first.
-        let previous = lock(&self.local).get(&session).map(|l| l.conn);
-        if let Some(old) = previous {
-            if old != conn {
-                self.watches.send(old, Outgoing::Close);
-            }
-        }
         let rec = SessionRecord {
             timeout_ms,
             holder: self.holder(conn),

@@ -67,9 +67,9 @@ pub struct Plan<'s> {
     index_ops: Vec<RequestOp>,
 }
 
-fn special(path: &ZnodePath) -> bool {
+fn special_str(path: &str) -> bool {
     matches!(
-        path.as_str(),
+        path,
         "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
     )
 }
@@ -138,33 +138,48 @@ impl<'s> Plan<'s> {
         req: &CreateRequest,
         caller: &Caller<'_>,
     ) -> Result<ZnodePath, OpError> {
-        let Some(mode) = CreateMode::from_flag(req.flags) else {
+        // upstream's order (PrepRequestProcessor.pRequest2TxnCreate): mode and TTL, the parent
+        // path, the ACL, the parent, CREATE on it, the sequence suffix, THEN the path itself.
+        let Some(flag_mode) = CreateMode::from_flag(req.flags) else {
             return bad_args();
         };
-        if mode.container != (opcode == op::CREATE_CONTAINER) {
-            return bad_args();
-        }
-        if mode.ttl != (opcode == op::CREATE_TTL) {
-            return bad_args();
-        }
+        let mode = match opcode {
+            // createTTL takes only the TTL modes
+            op::CREATE_TTL if flag_mode.ttl => flag_mode,
+            op::CREATE_TTL => return bad_args(),
+            _ if flag_mode.ttl => return bad_args(),
+            // createContainer always makes a container (the sequential flag still counts)
+            op::CREATE_CONTAINER => CreateMode {
+                ephemeral: false,
+                sequential: flag_mode.sequential,
+                container: true,
+                ttl: false,
+            },
+            _ => flag_mode,
+        };
         let ttl = if mode.ttl { req.ttl.unwrap_or(0) } else { 0 };
         if mode.ttl && (ttl <= 0 || ttl > MAX_TTL) {
             return bad_args();
         }
-        if ZnodePath::validate_create(&req.path, mode.sequential).is_err() {
-            return bad_args();
-        }
-        let acl = fixup(caller.identity, &req.acl).ok_or(OpError::Zk(err::INVALID_ACL))?;
         let Some(slash) = req.path.rfind('/') else {
             return bad_args();
         };
+        if req.path.contains('\0') {
+            return bad_args();
+        }
+        let acl = fixup(caller.identity, &req.acl).ok_or(OpError::Zk(err::INVALID_ACL))?;
         let parent_str = &req.path[..slash];
         let parent = if parent_str.is_empty() {
-            ZnodePath::root()
+            Some(ZnodePath::root())
         } else {
-            ZnodePath::parse(parent_str).map_err(|_| OpError::Zk(err::BAD_ARGUMENTS))?
+            ZnodePath::parse(parent_str).ok()
         };
-        let Some(mut parent_node) = self.node(&parent).await? else {
+        // a parent that is not a valid path cannot exist
+        let parent_node = match &parent {
+            Some(p) => self.node(p).await?,
+            None => None,
+        };
+        let (Some(parent), Some(mut parent_node)) = (parent, parent_node) else {
             return Err(OpError::Zk(err::NO_NODE));
         };
         if !caller.identity.allowed(&parent_node.acl, perms::CREATE) {
@@ -242,19 +257,29 @@ impl<'s> Plan<'s> {
         version: i32,
         caller: Option<&Caller<'_>>,
     ) -> Result<(), OpError> {
-        let Ok(path) = ZnodePath::parse(path_str) else {
-            return bad_args();
-        };
-        if special(&path) {
+        // upstream (pRequest2TxnDelete): no path validation, only the parent path (BadArguments
+        // without a slash, with a NUL or for the built-in nodes), the parent, DELETE on it,
+        // then the node
+        if special_str(path_str) {
             return bad_args();
         }
-        let Some(parent) = path.parent() else {
+        let Some(slash) = path_str.rfind('/') else {
             return bad_args();
         };
-        let Some(mut parent_node) = self.node(&parent).await? else {
-            return Err(OpError::Zk(err::NO_NODE));
+        if path_str.contains('\0') {
+            return bad_args();
+        }
+        let parent_str = &path_str[..slash];
+        let parent = if parent_str.is_empty() {
+            Some(ZnodePath::root())
+        } else {
+            ZnodePath::parse(parent_str).ok()
         };
-        let Some(node) = self.node(&path).await? else {
+        let parent_node = match &parent {
+            Some(p) => self.node(p).await?,
+            None => None,
+        };
+        let (Some(parent), Some(mut parent_node)) = (parent, parent_node) else {
             return Err(OpError::Zk(err::NO_NODE));
         };
         if let Some(c) = caller {
@@ -262,6 +287,12 @@ impl<'s> Plan<'s> {
                 return Err(OpError::Zk(err::NO_AUTH));
             }
         }
+        let Ok(path) = ZnodePath::parse(path_str) else {
+            return Err(OpError::Zk(err::NO_NODE));
+        };
+        let Some(node) = self.node(&path).await? else {
+            return Err(OpError::Zk(err::NO_NODE));
+        };
         check_version(version, node.data_rev.version - 1)?;
         if node.children.count > 0 {
             return Err(OpError::Zk(err::NOT_EMPTY));

@@ -42,6 +42,8 @@ pub enum SessionEvent {
     Gone(i64),
 }
 
+/// How a watch is registered: a one-shot data (getData/exists) or child (getChildren) watch,
+/// or an addWatch persistent / persistent-recursive watch (which sits in both tables).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WatchKind {
     Data,
@@ -50,10 +52,118 @@ pub enum WatchKind {
     Recursive,
 }
 
+/// Upstream's `WatcherMode`: one per (connection, path) per table; registering again
+/// overwrites it (so a one-shot watch set over a persistent one makes it one-shot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Standard,
+    Persistent,
+    Recursive,
+}
+
+/// Upstream's two watch managers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    Data,
+    Child,
+}
+
+#[derive(Default)]
+struct WatchTable {
+    by_path: HashMap<ZnodePath, HashMap<ConnId, Mode>>,
+    /// Recursive registrations: only then do triggers look at parents.
+    recursive: usize,
+}
+
+impl WatchTable {
+    fn set(&mut self, path: &ZnodePath, conn: ConnId, mode: Mode) -> bool {
+        let old = self.by_path.entry(path.clone()).or_default().insert(conn, mode);
+        if old == Some(Mode::Recursive) {
+            self.recursive -= 1;
+        }
+        if mode == Mode::Recursive {
+            self.recursive += 1;
+        }
+        old.is_none()
+    }
+
+    fn remove(&mut self, path: &ZnodePath, conn: ConnId) -> bool {
+        let Some(m) = self.by_path.get_mut(path) else {
+            return false;
+        };
+        let old = m.remove(&conn);
+        if m.is_empty() {
+            self.by_path.remove(path);
+        }
+        if old == Some(Mode::Recursive) {
+            self.recursive -= 1;
+        }
+        old.is_some()
+    }
+
+    /// `WatchManager.triggerWatch`: who hears `event_type` on `path`; one-shot watches at
+    /// the path are consumed.
+    fn trigger(&mut self, path: &ZnodePath, event_type: i32, removed: &mut Vec<ConnId>) -> HashSet<ConnId> {
+        let mut hit = HashSet::new();
+        if let Some(m) = self.by_path.get_mut(path) {
+            m.retain(|conn, mode| match mode {
+                Mode::Recursive => {
+                    if event_type != event::NODE_CHILDREN_CHANGED {
+                        hit.insert(*conn);
+                    }
+                    true
+                }
+                Mode::Persistent => {
+                    hit.insert(*conn);
+                    true
+                }
+                Mode::Standard => {
+                    hit.insert(*conn);
+                    removed.push(*conn);
+                    false
+                }
+            });
+            if m.is_empty() {
+                self.by_path.remove(path);
+            }
+        }
+        if self.recursive > 0 && event_type != event::NODE_CHILDREN_CHANGED {
+            let mut p = path.parent();
+            while let Some(cur) = p {
+                if let Some(m) = self.by_path.get(&cur) {
+                    hit.extend(m.iter().filter(|(_, mode)| **mode == Mode::Recursive).map(|(c, _)| *c));
+                }
+                p = cur.parent();
+            }
+        }
+        hit
+    }
+}
+
 #[derive(Default)]
 struct Tables {
-    by_kind: HashMap<WatchKind, HashMap<ZnodePath, HashSet<ConnId>>>,
+    data: WatchTable,
+    child: WatchTable,
     conns: HashMap<ConnId, mpsc::UnboundedSender<Outgoing>>,
+    /// Watches per connection, so a reply knows in O(1) whether it needs the fence.
+    counts: HashMap<ConnId, usize>,
+}
+
+impl Tables {
+    fn count(&mut self, conn: ConnId, delta: isize) {
+        let c = self.counts.entry(conn).or_insert(0);
+        *c = c.saturating_add_signed(delta);
+        if *c == 0 {
+            self.counts.remove(&conn);
+        }
+    }
+
+    fn table(&mut self, t: Table) -> &mut WatchTable {
+        match t {
+            Table::Data => &mut self.data,
+            Table::Child => &mut self.child,
+        }
+    }
 }
 
 /// The gateway's watches.
@@ -104,82 +214,89 @@ impl Watches {
 
     /// Forgets a connection and all its watches.
     pub fn disconnect(&self, conn: ConnId) {
-        let mut t = self.lock();
+        let mut guard = self.lock();
+        let t = &mut *guard;
         t.conns.remove(&conn);
-        for table in t.by_kind.values_mut() {
-            table.retain(|_, set| {
-                set.remove(&conn);
-                !set.is_empty()
-            });
+        t.counts.remove(&conn);
+        for table in [&mut t.data, &mut t.child] {
+            let paths: Vec<ZnodePath> = table
+                .by_path
+                .iter()
+                .filter(|(_, m)| m.contains_key(&conn))
+                .map(|(p, _)| p.clone())
+                .collect();
+            for p in paths {
+                table.remove(&p, conn);
+            }
         }
     }
 
+    /// Registers a watch (upstream's `DataTree.addWatch` and the getData/exists/getChildren
+    /// watch flags).
     pub fn add(&self, conn: ConnId, kind: WatchKind, path: &ZnodePath) {
-        self.lock()
-            .by_kind
-            .entry(kind)
-            .or_default()
-            .entry(path.clone())
-            .or_default()
-            .insert(conn);
-    }
-
-    /// Whether `conn` has a watch of `kind` on `path`.
-    pub fn has(&self, conn: ConnId, kind: WatchKind, path: &ZnodePath) -> bool {
-        self.lock()
-            .by_kind
-            .get(&kind)
-            .and_then(|t| t.get(path))
-            .is_some_and(|s| s.contains(&conn))
-    }
-
-    /// Removes `conn`'s watch of `kind` on `path`; whether there was one.
-    pub fn remove(&self, conn: ConnId, kind: WatchKind, path: &ZnodePath) -> bool {
         let mut t = self.lock();
-        let Some(table) = t.by_kind.get_mut(&kind) else {
-            return false;
+        let added = match kind {
+            WatchKind::Data => t.data.set(path, conn, Mode::Standard) as usize,
+            WatchKind::Child => t.child.set(path, conn, Mode::Standard) as usize,
+            WatchKind::Persistent | WatchKind::Recursive => {
+                let mode = if kind == WatchKind::Persistent {
+                    Mode::Persistent
+                } else {
+                    Mode::Recursive
+                };
+                t.data.set(path, conn, mode) as usize + t.child.set(path, conn, mode) as usize
+            }
         };
-        let Some(set) = table.get_mut(path) else {
-            return false;
-        };
-        let had = set.remove(&conn);
-        if set.is_empty() {
-            table.remove(path);
+        t.count(conn, added as isize);
+    }
+
+    /// upstream's `containsWatcher` (3.8): true if ANY connection watches `path` in the table.
+    pub fn watched(&self, table: Table, path: &ZnodePath) -> bool {
+        self.lock().table(table).by_path.contains_key(path)
+    }
+
+    /// Removes `conn`'s watch on `path` from the table, whatever its mode; whether it had one.
+    pub fn remove(&self, conn: ConnId, table: Table, path: &ZnodePath) -> bool {
+        let mut t = self.lock();
+        let had = t.table(table).remove(path, conn);
+        if had {
+            t.count(conn, -1);
         }
         had
     }
 
     /// Whether `conn` has any watch at all (replies to it then need the fence).
     pub fn watching(&self, conn: ConnId) -> bool {
-        self.lock()
-            .by_kind
-            .values()
-            .any(|t| t.values().any(|s| s.contains(&conn)))
+        self.lock().counts.contains_key(&conn)
     }
 
-    /// Counts for the four-letter words: (connections with watches, watched paths, watches).
-    pub fn summary(&self) -> (usize, usize, usize) {
+    /// Counts for the four-letter words (of one table, or both): (connections with watches,
+    /// watched paths, watches).
+    pub fn summary(&self, only: Option<Table>) -> (usize, usize, usize) {
         let t = self.lock();
         let mut conns = HashSet::new();
         let mut paths = HashSet::new();
         let mut total = 0;
-        for table in t.by_kind.values() {
-            for (p, s) in table {
+        for (kind, table) in [(Table::Data, &t.data), (Table::Child, &t.child)] {
+            if only.is_some_and(|k| k != kind) {
+                continue;
+            }
+            for (p, m) in &table.by_path {
                 paths.insert(p.clone());
-                total += s.len();
-                conns.extend(s.iter().copied());
+                total += m.len();
+                conns.extend(m.keys().copied());
             }
         }
         (conns.len(), paths.len(), total)
     }
 
-    /// The watched paths of every connection (for `wchc`/`dump`-like reports).
+    /// The watched paths of every connection (for `wchc`).
     pub fn by_connection(&self) -> HashMap<ConnId, Vec<String>> {
         let t = self.lock();
         let mut out: HashMap<ConnId, Vec<String>> = HashMap::new();
-        for table in t.by_kind.values() {
-            for (p, s) in table {
-                for c in s {
+        for table in [&t.data, &t.child] {
+            for (p, m) in &table.by_path {
+                for c in m.keys() {
                     out.entry(*c).or_default().push(p.to_string());
                 }
             }
@@ -221,33 +338,19 @@ fn lock(m: &Mutex<Tables>) -> MutexGuard<'_, Tables> {
 }
 
 impl Tables {
-    /// Upstream's `WatchManager.triggerWatch` for one table, minus `suppress`.
+    /// Triggers `event_type` on `path` in one table and sends the event to everyone who
+    /// hears it, minus `suppress`; returns who heard it.
     fn trigger(
         &mut self,
+        table: Table,
         path: &ZnodePath,
         event_type: i32,
-        one_shot: WatchKind,
         suppress: &HashSet<ConnId>,
     ) -> HashSet<ConnId> {
-        let mut hit: HashSet<ConnId> = HashSet::new();
-        if let Some(t) = self.by_kind.get_mut(&one_shot) {
-            if let Some(set) = t.remove(path) {
-                hit.extend(set);
-            }
-        }
-        if let Some(set) = self.by_kind.get(&WatchKind::Persistent).and_then(|t| t.get(path)) {
-            hit.extend(set.iter().copied());
-        }
-        if event_type != event::NODE_CHILDREN_CHANGED {
-            if let Some(t) = self.by_kind.get(&WatchKind::Recursive) {
-                let mut p = Some(path.clone());
-                while let Some(cur) = p {
-                    if let Some(set) = t.get(&cur) {
-                        hit.extend(set.iter().copied());
-                    }
-                    p = cur.parent();
-                }
-            }
+        let mut removed = Vec::new();
+        let mut hit = self.table(table).trigger(path, event_type, &mut removed);
+        for c in removed {
+            self.count(c, -1);
         }
         hit.retain(|c| !suppress.contains(c));
         let ev = WatcherEvent {
@@ -359,19 +462,20 @@ impl Dispatcher {
                 let mut t = lock(&self.tables);
                 let none = HashSet::new();
                 let parent = path.parent();
+                // upstream's DataTree: deleteNode, createNode, setData
                 if deleted {
-                    let first = t.trigger(&path, event::NODE_DELETED, WatchKind::Data, &none);
-                    t.trigger(&path, event::NODE_DELETED, WatchKind::Child, &first);
+                    let first = t.trigger(Table::Data, &path, event::NODE_DELETED, &none);
+                    t.trigger(Table::Child, &path, event::NODE_DELETED, &first);
                     if let Some(p) = parent {
-                        t.trigger(&p, event::NODE_CHILDREN_CHANGED, WatchKind::Child, &none);
+                        t.trigger(Table::Child, &p, event::NODE_CHILDREN_CHANGED, &none);
                     }
                 } else if kv.create_revision == kv.mod_revision {
-                    t.trigger(&path, event::NODE_CREATED, WatchKind::Data, &none);
+                    t.trigger(Table::Data, &path, event::NODE_CREATED, &none);
                     if let Some(p) = parent {
-                        t.trigger(&p, event::NODE_CHILDREN_CHANGED, WatchKind::Child, &none);
+                        t.trigger(Table::Child, &p, event::NODE_CHILDREN_CHANGED, &none);
                     }
                 } else {
-                    t.trigger(&path, event::NODE_DATA_CHANGED, WatchKind::Data, &none);
+                    t.trigger(Table::Data, &path, event::NODE_DATA_CHANGED, &none);
                 }
             }
             KeyKind::Session(id) => {
