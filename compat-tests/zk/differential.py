@@ -928,14 +928,16 @@ class Driver:
                              zp.m_create(1, "/tt/t2/c", b"", WORLD_ALL, 0)]),
                 {"op": "multi", "ops": [{"t": "createTTL", "path": "/tt/t2", "ttl": 1},
                                         {"t": "create", "path": "/tt/t2/c"}]})
-        self.do(a, zp.delete("/k/c", -1), {"op": "delete", "path": "/k/c"})
-        self.do(a, zp.delete("/k/e", -1), {"op": "delete", "path": "/k/e"})
-        k_gone = self.poll_until(a, zp.exists("/k", False), lambda r: r.get("err") == "NoNode",
-                                 BACKGROUND_WAIT)
+        # The TTL nodes are reaped BEFORE /k is emptied, so that the zxids of the two
+        # reapings come in one order on every server (a reaper pass may take both at once).
         tt_gone = self.poll_until(
             a, zp.get_children("/tt", False),
             lambda r: "ok" in r and sorted(r["ok"]["children"] or []) == ["t2"],
             BACKGROUND_WAIT)
+        self.do(a, zp.delete("/k/c", -1), {"op": "delete", "path": "/k/c"})
+        self.do(a, zp.delete("/k/e", -1), {"op": "delete", "path": "/k/e"})
+        k_gone = self.poll_until(a, zp.exists("/k", False), lambda r: r.get("err") == "NoNode",
+                                 BACKGROUND_WAIT)
         self.emit({"op": "await_reaper", "container_gone": k_gone, "ttl_nodes_gone": tt_gone})
         self.checkpoint("after reaper scenario", sort=True)
         self.do(a, zp.exists("/k2", False), {"op": "exists", "path": "/k2"})

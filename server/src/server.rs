@@ -121,7 +121,16 @@ pub async fn run(
 
     if let (Some(cfg), Some(tcp)) = (serve.zk, zk_listener) {
         let backend = std::sync::Arc::new(crate::zk::Embedded {
-            kv: KvService::new(node.clone(), serve.limits),
+            // A ZooKeeper multi of n creates is about 6n etcd operations; upstream ZooKeeper
+            // bounds a multi only by jute.maxbuffer, so the in-process gateway is not held to
+            // --max-txn-ops (still to the request size limit).
+            kv: KvService::new(
+                node.clone(),
+                crate::api::Limits {
+                    max_txn_ops: usize::MAX,
+                    ..serve.limits
+                },
+            ),
             lease: LeaseService::new(node.clone(), lessor.clone(), serve.limits),
             watch: WatchService::new(
                 node.clone(),

@@ -99,21 +99,52 @@ impl Backend for Remote {
         &self,
         requests: mpsc::Receiver<LeaseKeepAliveRequest>,
     ) -> BoxFuture<'static, Result<ResponseStream<LeaseKeepAliveResponse>, Status>> {
+        // etcd sends the stream's response headers only with its first answer, and tonic's call
+        // completes only on those headers: so the call runs on its own task and the stream is
+        // returned at once, or the caller could never send the request that gets it going.
         let mut c = LeaseClient::new(self.channel.clone());
-        Box::pin(async move {
-            let s = c.lease_keep_alive(ReceiverStream::new(requests)).await?.into_inner();
-            Ok(s.boxed())
-        })
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            match c.lease_keep_alive(ReceiverStream::new(requests)).await {
+                Ok(resp) => forward(resp.into_inner(), tx).await,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                }
+            }
+        });
+        Box::pin(async move { Ok(ReceiverStream::new(rx).boxed()) })
     }
 
     fn watch(
         &self,
         requests: mpsc::Receiver<WatchRequest>,
     ) -> BoxFuture<'static, Result<ResponseStream<WatchResponse>, Status>> {
+        // as lease_keep_alive: never wait for the response headers before returning
         let mut c = WatchClient::new(self.channel.clone());
-        Box::pin(async move {
-            let s = c.watch(ReceiverStream::new(requests)).await?.into_inner();
-            Ok(s.boxed())
-        })
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            match c.watch(ReceiverStream::new(requests)).await {
+                Ok(resp) => forward(resp.into_inner(), tx).await,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                }
+            }
+        });
+        Box::pin(async move { Ok(ReceiverStream::new(rx).boxed()) })
+    }
+}
+
+/// Copies a gRPC response stream into a channel until either side ends.
+async fn forward<T>(mut s: tonic::Streaming<T>, tx: mpsc::Sender<Result<T, Status>>) {
+    loop {
+        let item = match s.message().await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        let stop = item.is_err();
+        if tx.send(item).await.is_err() || stop {
+            return;
+        }
     }
 }

@@ -150,7 +150,8 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
     shared.counters.connections.fetch_add(1, Ordering::Relaxed);
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
-    shared.watches.connect(conn, tx.clone());
+    let identity = Arc::new(std::sync::RwLock::new(Identity::for_peer(peer.ip())));
+    shared.watches.connect(conn, tx.clone(), identity.clone());
     let counters_shared = shared.clone();
     let writer = tokio::spawn(async move {
         while let Some(item) = rx.recv().await {
@@ -178,7 +179,8 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
         }
     });
 
-    let closed_by_client = serve_requests(&shared, &mut rd, &tx, conn, session, peer, timeout).await;
+    let closed_by_client =
+        serve_requests(&shared, &mut rd, &tx, conn, session, peer, timeout, &identity).await;
     shared.watches.disconnect(conn);
     if !closed_by_client {
         shared.sessions.detach(session, conn);
@@ -197,6 +199,7 @@ async fn serve_requests(
     session: i64,
     peer: SocketAddr,
     timeout_ms: i32,
+    shared_identity: &Arc<std::sync::RwLock<Identity>>,
 ) -> bool {
     let mut identity = Identity::for_peer(peer.ip());
     let mut seen: i64 = 0;
@@ -309,6 +312,10 @@ async fn serve_requests(
                         };
                         if !identity.ids.contains(&id) {
                             identity.ids.push(id);
+                        }
+                        // the dispatcher checks events against who the connection is now
+                        if let Ok(mut shared_id) = shared_identity.write() {
+                            *shared_id = identity.clone();
                         }
                         true
                     }

@@ -118,7 +118,7 @@ async fn node_count(shared: &Shared) -> i64 {
         .await
     {
         // upstream's node table holds the root twice ("" and "/")
-        Ok(r) => r.count / 3 + 1,
+        Ok(r) => r.count / crate::layout::RECORDS_PER_NODE + 1,
         Err(_) => 0,
     }
 }

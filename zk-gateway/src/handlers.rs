@@ -355,8 +355,7 @@ async fn write(ctx: &Ctx<'_>, req: &Request) -> Result<Reply, StoreError> {
         let body = match plan_one(&mut plan, req, &caller).await {
             Ok(b) => b,
             Err(OpError::Zk(code)) => {
-                let rev = ctx.store.current_revision().await.unwrap_or(ctx.seen);
-                return Ok(Reply::error(rev.max(ctx.seen), code));
+                return Ok(Reply::error(plan.read_revision().max(ctx.seen), code));
             }
             Err(OpError::Store(e)) => return Err(e),
         };
@@ -460,8 +459,10 @@ async fn multi(ctx: &Ctx<'_>, ops: &[MultiOp]) -> Result<Reply, StoreError> {
                     },
                 })
                 .collect();
-            let rev = ctx.store.current_revision().await.unwrap_or(ctx.seen);
-            return Ok(Reply::ok(rev.max(ctx.seen), Response::Multi(results)));
+            return Ok(Reply::ok(
+                plan.read_revision().max(ctx.seen),
+                Response::Multi(results),
+            ));
         }
         if !plan.writes_anything() {
             let rev = ctx.store.current_revision().await.unwrap_or(ctx.seen);

@@ -5,12 +5,18 @@
 //! - `P n DDDDD <path> \0 d` — the znode's data record: flags, ctime, mtime, ephemeral owner,
 //!   TTL, then the data. Its etcd create/mod revision and version are the znode's czxid, mzxid
 //!   and version (+1).
-//! - `P n DDDDD <path> \0 c` — the children record: creates (the stored cversion, which also
-//!   numbers sequential children) and the number of children. Its mod revision is the pzxid.
+//! - `P n DDDDD <path> \0 c` — the children base record: child creates and children counted
+//!   by writes that changed several children of this znode at once (a multi).
+//! - `P n DDDDD <path> \0 p` and `... \0 m` — child create and child delete COUNTERS: empty
+//!   values whose etcd version - 1 counts single creates / deletes of children. A create puts
+//!   `p` blindly (etcd bumps the version atomically), so concurrent creates under one parent
+//!   never conflict. Children = base.count + creates - deletes; the stored cversion (which
+//!   numbers sequential children) = base.creates + creates; the pzxid is the newest mod
+//!   revision of `c`, `p` and `m`.
 //! - `P n DDDDD <path> \0 a` — the ACL. Its etcd version is aversion + 1.
 //!   `DDDDD` is the path's depth in five decimal digits, so the children of `/a` are exactly
 //!   the keys with prefix `P n 00002 /a/`, and one range `[P n DDDDD <path> \0, ... \x01)` reads
-//!   a whole znode.
+//!   a whole znode (its five records).
 //! - `P s <16 hex session id>` — a session, attached to the lease of the same id; value: the
 //!   negotiated timeout and the owning connection.
 //! - `P e <16 hex session id> <path>` — the ephemerals of a session (not leased: the gateway
@@ -28,20 +34,31 @@ const DEPTH_WIDTH: usize = 5;
 /// Deepest path the layout can hold.
 pub const MAX_DEPTH: usize = 99_999;
 
-/// The three records of a znode.
+/// Records per znode (for counting znodes by counting keys).
+pub const RECORDS_PER_NODE: i64 = 5;
+
+/// The records of a znode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
     Data,
     Children,
     Acl,
+    /// child create counter
+    Plus,
+    /// child delete counter
+    Minus,
 }
 
 impl Part {
+    pub const ALL: [Part; 5] = [Part::Data, Part::Children, Part::Acl, Part::Plus, Part::Minus];
+
     fn tag(self) -> u8 {
         match self {
             Part::Data => b'd',
             Part::Children => b'c',
             Part::Acl => b'a',
+            Part::Plus => b'p',
+            Part::Minus => b'm',
         }
     }
 }
@@ -177,6 +194,8 @@ impl Layout {
                     "d" => Part::Data,
                     "c" => Part::Children,
                     "a" => Part::Acl,
+                    "p" => Part::Plus,
+                    "m" => Part::Minus,
                     _ => return KeyKind::Other,
                 };
                 match ZnodePath::parse(path) {
@@ -291,10 +310,11 @@ impl DataRecord {
     }
 }
 
-/// The children record (`... \0 c`).
+/// Child creates (upstream's stored cversion, which numbers sequential children) and the
+/// number of children: as stored in the base record (`... \0 c`), or as totals with the
+/// counters added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ChildrenRecord {
-    /// Children ever created (upstream's stored cversion; numbers sequential children).
     pub creates: i32,
     pub count: i32,
 }
@@ -428,7 +448,7 @@ mod tests {
         let top = l.node_key(&p("/a"), Part::Children);
         assert!(rs <= top && top < re);
         let (ns, ne) = l.node_range(&p("/a"));
-        for part in [Part::Data, Part::Children, Part::Acl] {
+        for part in Part::ALL {
             let k = l.node_key(&p("/a"), part);
             assert!(ns <= k && k < ne);
             assert_eq!(l.parse(&k), KeyKind::Node(p("/a"), part));

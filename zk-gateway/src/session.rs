@@ -40,6 +40,9 @@ pub enum SessionError {
     Store(#[from] StoreError),
 }
 
+/// Ephemerals deleted per txn when a session ends.
+const REAP_CHUNK: usize = 16;
+
 struct Local {
     conn: ConnId,
     ttl: Duration,
@@ -192,9 +195,15 @@ impl Sessions {
     /// retried until it applies. Returns the revision it applied at (or the current one).
     pub async fn reap(&self, session: i64, with_key: bool) -> Result<i64, StoreError> {
         for _ in 0..100 {
-            let paths = self.store.ephemerals_of(session, 0).await?;
+            let all = self.store.ephemerals_of(session, 0).await?;
+            // One txn for up to REAP_CHUNK ephemerals (upstream etcd refuses a txn of more than
+            // --max-txn-ops operations, 128 by default; each znode is about six). A session
+            // with more is reaped in several txns, the last one with its key.
+            let last_chunk = all.len() <= REAP_CHUNK;
+            let paths = &all[..all.len().min(REAP_CHUNK)];
+            let with_key = with_key && last_chunk;
             let mut plan = Plan::new(&self.store, 0, now_ms());
-            for p in &paths {
+            for p in paths {
                 match plan.node(p).await? {
                     Some(n) if n.is_ephemeral() && n.data.owner == session => {
                         let _ = plan.delete(p.as_str(), -1, None).await;
@@ -209,7 +218,9 @@ impl Sessions {
                 return self.store.current_revision().await;
             }
             if let Some(rev) = plan.commit().await? {
-                return Ok(rev);
+                if last_chunk {
+                    return Ok(rev);
+                }
             }
         }
         tracing::warn!(session, "zk gateway: could not reap a session's ephemerals (contention)");

@@ -56,6 +56,28 @@ pub fn delete(key: Vec<u8>) -> RequestOp {
     }
 }
 
+/// Guard: the key's create revision is `rev` (0: the key is absent).
+pub fn create_is(key: Vec<u8>, rev: i64) -> Compare {
+    Compare {
+        result: CompareResult::Equal as i32,
+        target: CompareTarget::Create as i32,
+        key,
+        target_union: Some(TargetUnion::CreateRevision(rev)),
+        ..Default::default()
+    }
+}
+
+/// Guard: the key's version is `v`.
+pub fn version_is(key: Vec<u8>, v: i64) -> Compare {
+    Compare {
+        result: CompareResult::Equal as i32,
+        target: CompareTarget::Version as i32,
+        key,
+        target_union: Some(TargetUnion::Version(v)),
+        ..Default::default()
+    }
+}
+
 /// Guard: the key's mod revision is `rev` (0: the key is absent).
 pub fn mod_is(key: Vec<u8>, rev: i64) -> Compare {
     Compare {
@@ -132,6 +154,8 @@ impl ZkStore {
                 .encode(),
                 0,
             ));
+            ops.push(put(l.node_key(&path, Part::Plus), Vec::new(), 0));
+            ops.push(put(l.node_key(&path, Part::Minus), Vec::new(), 0));
             ops.push(put(
                 l.node_key(&path, Part::Acl),
                 encode_acl_record(&acl, aversion_offset),
@@ -197,29 +221,47 @@ impl ZkStore {
 
     /// The znode at `path` (or `None`) and the revision it was read at.
     pub async fn read(&self, path: &ZnodePath, min_rev: i64) -> Result<(Option<Znode>, i64), StoreError> {
+        self.read_at(path, min_rev, 0).await
+    }
+
+    /// As `read`, but at revision `at` if it is not 0 (so that several reads see one
+    /// snapshot).
+    pub async fn read_at(
+        &self,
+        path: &ZnodePath,
+        min_rev: i64,
+        at: i64,
+    ) -> Result<(Option<Znode>, i64), StoreError> {
         let (key, range_end) = self.layout.node_range(path);
         let (kvs, rev) = self
             .range(
                 RangeRequest {
                     key,
                     range_end,
+                    revision: at,
                     ..Default::default()
                 },
                 min_rev,
             )
             .await?;
-        let mut parts = [None, None, None];
+        let rev = if at > 0 { at } else { rev };
+        let mut parts = [None, None, None, None, None];
         for kv in &kvs {
             if let KeyKind::Node(_, part) = self.layout.parse(&kv.key) {
                 let i = match part {
                     Part::Data => 0,
                     Part::Children => 1,
                     Part::Acl => 2,
+                    Part::Plus => 3,
+                    Part::Minus => 4,
                 };
                 parts[i] = Some(kv);
             }
         }
-        Ok((Znode::from_kvs(parts[0], parts[1], parts[2])?, rev))
+        Ok((
+            Znode::from_kvs(parts[0], parts[1], parts[2], parts[3], parts[4])?,
+            rev,
+        ))
     }
 
     /// The names of `path`'s children, sorted as the store keeps them (by name bytes).
@@ -264,8 +306,7 @@ impl ZkStore {
             if r.count == 0 {
                 break;
             }
-            // three records per znode
-            total += r.count / 3;
+            total += r.count / crate::layout::RECORDS_PER_NODE;
             depth += 1;
         }
         Ok(total.min(i32::MAX as i64) as i32)

@@ -1,8 +1,13 @@
 //! A write plan: ZooKeeper's write operations (create, delete, setData, setACL, check) checked
 //! in upstream's order against an overlay of the znodes they touch, then committed as ONE etcd
-//! Txn guarded by the mod revisions of everything read. A failed guard means another writer got
-//! there first: the caller re-plans from scratch. One plan is one zxid, so a `multi` is atomic
-//! and every znode it changes shares the zxid, as upstream.
+//! Txn guarded by exactly what the checks read (a znode's existence, its data version, its
+//! ACL, its child counts). A failed guard means another writer got there first: the caller
+//! re-plans from scratch. One plan is one zxid, so a `multi` is atomic and every znode it
+//! changes shares the zxid, as upstream.
+//!
+//! A single child create or delete bumps its parent's create/delete counter blindly (see
+//! `layout`), so writers under one parent do not conflict; only what depends on the exact
+//! count (a sequential name, NotEmpty) guards the counters.
 //!
 //! Stats handed out before the commit carry `PENDING` where the new zxid goes; `finish`
 //! replaces it with the committed revision.
@@ -16,7 +21,7 @@ use crate::jute::{Acl, CreateRequest, Stat};
 use crate::layout::{encode_acl_record, ChildrenRecord, DataRecord, NodeKind, Part};
 use crate::path::ZnodePath;
 use crate::proto::{err, op, perms, CreateMode};
-use crate::store::{delete, mod_is, put, StoreError, ZkStore};
+use crate::store::{create_is, delete, mod_is, put, version_is, StoreError, ZkStore};
 use crate::znode::{RecordRev, Znode};
 
 /// Stands for "the zxid of this plan" until it commits.
@@ -53,16 +58,30 @@ pub struct Caller<'a> {
 struct Dirty {
     created: bool,
     data: bool,
-    children: bool,
     acl: bool,
+    /// children created / deleted under this znode by the plan
+    child_creates: i32,
+    child_deletes: i32,
+}
+
+/// What the plan's checks read of a znode, and so what the commit guards.
+#[derive(Clone, Copy, Debug, Default)]
+struct Deps {
+    data: bool,
+    acl: bool,
+    /// the exact child create count (a sequential name) or child count (NotEmpty)
+    counts: bool,
 }
 
 pub struct Plan<'s> {
     store: &'s ZkStore,
     min_rev: i64,
     now_ms: i64,
+    /// The revision every read of this plan is made at (0 until the first read).
+    at: i64,
     loaded: HashMap<ZnodePath, Option<Znode>>,
     current: HashMap<ZnodePath, Option<Znode>>,
+    deps: HashMap<ZnodePath, Deps>,
     dirty: Vec<(ZnodePath, Dirty)>,
     index_ops: Vec<RequestOp>,
 }
@@ -91,8 +110,10 @@ impl<'s> Plan<'s> {
             store,
             min_rev,
             now_ms,
+            at: 0,
             loaded: HashMap::new(),
             current: HashMap::new(),
+            deps: HashMap::new(),
             dirty: Vec::new(),
             index_ops: Vec::new(),
         }
@@ -103,7 +124,12 @@ impl<'s> Plan<'s> {
         if let Some(n) = self.current.get(path) {
             return Ok(n.clone());
         }
-        let (n, _) = self.store.read(path, self.min_rev).await?;
+        // Every read of a plan sees the snapshot of its first read, so the errors a plan
+        // derives (NodeExists, NoNode, ...) hold at one revision even when it never commits.
+        let (n, rev) = self.store.read_at(path, self.min_rev, self.at).await?;
+        if self.at == 0 {
+            self.at = rev;
+        }
         self.loaded.insert(path.clone(), n.clone());
         self.current.insert(path.clone(), n.clone());
         Ok(n)
@@ -117,6 +143,15 @@ impl<'s> Plan<'s> {
             f(&mut d);
             self.dirty.push((path.clone(), d));
         }
+    }
+
+    /// The revision the plan read at (0 if it read nothing).
+    pub fn read_revision(&self) -> i64 {
+        self.at
+    }
+
+    fn depend(&mut self, path: &ZnodePath, f: impl FnOnce(&mut Deps)) {
+        f(self.deps.entry(path.clone()).or_default());
     }
 
     fn set(&mut self, path: &ZnodePath, n: Option<Znode>) {
@@ -182,11 +217,13 @@ impl<'s> Plan<'s> {
         let (Some(parent), Some(mut parent_node)) = (parent, parent_node) else {
             return Err(OpError::Zk(err::NO_NODE));
         };
+        self.depend(&parent, |d| d.acl = true);
         if !caller.identity.allowed(&parent_node.acl, perms::CREATE) {
             return Err(OpError::Zk(err::NO_AUTH));
         }
         let mut name = req.path.clone();
         if mode.sequential {
+            self.depend(&parent, |d| d.counts = true);
             name.push_str(&format!("{:010}", parent_node.children.creates));
         }
         let Ok(path) = ZnodePath::parse(&name) else {
@@ -225,17 +262,20 @@ impl<'s> Plan<'s> {
                 data: req.data.clone(),
             },
             children: ChildrenRecord::default(),
+            base: ChildrenRecord::default(),
             acl,
             aversion_offset: 0,
             data_rev: pending,
             children_rev: pending,
             acl_rev: pending,
+            plus_rev: pending,
+            minus_rev: pending,
         };
         parent_node.children.creates = parent_node.children.creates.wrapping_add(1);
         parent_node.children.count += 1;
-        parent_node.children_rev.modified = PENDING;
+        parent_node.plus_rev.modified = PENDING;
         self.set(&parent, Some(parent_node));
-        self.mark(&parent, |d| d.children = true);
+        self.mark(&parent, |d| d.child_creates += 1);
         self.set(&path, Some(node));
         self.mark(&path, |d| d.created = true);
         let layout = self.store.layout();
@@ -283,6 +323,7 @@ impl<'s> Plan<'s> {
             return Err(OpError::Zk(err::NO_NODE));
         };
         if let Some(c) = caller {
+            self.depend(&parent, |d| d.acl = true);
             if !c.identity.allowed(&parent_node.acl, perms::DELETE) {
                 return Err(OpError::Zk(err::NO_AUTH));
             }
@@ -293,14 +334,18 @@ impl<'s> Plan<'s> {
         let Some(node) = self.node(&path).await? else {
             return Err(OpError::Zk(err::NO_NODE));
         };
+        self.depend(&path, |d| {
+            d.data = true;
+            d.counts = true;
+        });
         check_version(version, node.data_rev.version - 1)?;
         if node.children.count > 0 {
             return Err(OpError::Zk(err::NOT_EMPTY));
         }
         parent_node.children.count -= 1;
-        parent_node.children_rev.modified = PENDING;
+        parent_node.minus_rev.modified = PENDING;
         self.set(&parent, Some(parent_node));
-        self.mark(&parent, |d| d.children = true);
+        self.mark(&parent, |d| d.child_deletes += 1);
         self.set(&path, None);
         self.mark(&path, |_| {});
         let layout = self.store.layout();
@@ -329,6 +374,10 @@ impl<'s> Plan<'s> {
         let Some(mut node) = self.node(&path).await? else {
             return Err(OpError::Zk(err::NO_NODE));
         };
+        self.depend(&path, |d| {
+            d.acl = true;
+            d.data = true;
+        });
         if !caller.identity.allowed(&node.acl, perms::WRITE) {
             return Err(OpError::Zk(err::NO_AUTH));
         }
@@ -356,6 +405,7 @@ impl<'s> Plan<'s> {
         let Some(mut node) = self.node(&path).await? else {
             return Err(OpError::Zk(err::NO_NODE));
         };
+        self.depend(&path, |d| d.acl = true);
         if !caller.identity.allowed(&node.acl, perms::ADMIN) {
             return Err(OpError::Zk(err::NO_AUTH));
         }
@@ -381,6 +431,10 @@ impl<'s> Plan<'s> {
         let Some(node) = self.node(&path).await? else {
             return Err(OpError::Zk(err::NO_NODE));
         };
+        self.depend(&path, |d| {
+            d.acl = true;
+            d.data = true;
+        });
         if !caller.identity.allowed(&node.acl, perms::READ) {
             return Err(OpError::Zk(err::NO_AUTH));
         }
@@ -401,18 +455,30 @@ impl<'s> Plan<'s> {
     /// Commits the plan: `Ok(Some(revision))`, or `Ok(None)` if a guard failed.
     pub async fn commit(self) -> Result<Option<i64>, StoreError> {
         let layout = self.store.layout();
+        let key = |p: &ZnodePath, part| layout.node_key(p, part);
         let mut compare: Vec<Compare> = Vec::new();
         for (path, n) in &self.loaded {
-            match n {
-                Some(n) => {
-                    compare.push(mod_is(layout.node_key(path, Part::Data), n.data_rev.modified));
-                    compare.push(mod_is(
-                        layout.node_key(path, Part::Children),
-                        n.children_rev.modified,
-                    ));
-                    compare.push(mod_is(layout.node_key(path, Part::Acl), n.acl_rev.modified));
-                }
-                None => compare.push(mod_is(layout.node_key(path, Part::Data), 0)),
+            let Some(n) = n else {
+                compare.push(create_is(key(path, Part::Data), 0));
+                continue;
+            };
+            // the same incarnation of the znode
+            compare.push(create_is(key(path, Part::Data), n.data_rev.create));
+            let deps = self.deps.get(path).copied().unwrap_or_default();
+            let dirty = self.dirty.iter().find(|(p, _)| p == path).map(|(_, d)| *d);
+            let rewrites_base = dirty.is_some_and(|d| d.child_creates > 1 || d.child_deletes > 1);
+            if deps.data || dirty.is_some_and(|d| d.data) {
+                compare.push(mod_is(key(path, Part::Data), n.data_rev.modified));
+            }
+            if deps.acl || dirty.is_some_and(|d| d.acl) {
+                compare.push(mod_is(key(path, Part::Acl), n.acl_rev.modified));
+            }
+            if deps.counts || rewrites_base {
+                compare.push(mod_is(key(path, Part::Children), n.children_rev.modified));
+            }
+            if deps.counts {
+                compare.push(version_is(key(path, Part::Plus), n.plus_rev.version));
+                compare.push(version_is(key(path, Part::Minus), n.minus_rev.version));
             }
         }
         let mut writes = Vec::new();
@@ -422,35 +488,73 @@ impl<'s> Plan<'s> {
             match now {
                 None => {
                     if before.is_some() {
-                        for part in [Part::Data, Part::Children, Part::Acl] {
-                            writes.push(delete(layout.node_key(path, part)));
+                        for part in Part::ALL {
+                            writes.push(delete(key(path, part)));
                         }
                     }
                 }
+                Some(n) if d.created => {
+                    writes.push(put(key(path, Part::Data), n.data.encode(), 0));
+                    // fresh counters: the base holds whatever the plan did under it already
+                    writes.push(put(key(path, Part::Children), n.children.encode(), 0));
+                    writes.push(put(
+                        key(path, Part::Acl),
+                        encode_acl_record(&n.acl, n.aversion_offset),
+                        0,
+                    ));
+                    writes.push(put(key(path, Part::Plus), Vec::new(), 0));
+                    writes.push(put(key(path, Part::Minus), Vec::new(), 0));
+                }
                 Some(n) => {
-                    let all = d.created;
-                    if all || d.data {
-                        writes.push(put(layout.node_key(path, Part::Data), n.data.encode(), 0));
+                    if d.data {
+                        writes.push(put(key(path, Part::Data), n.data.encode(), 0));
                     }
-                    if all || d.children {
+                    if d.acl {
                         writes.push(put(
-                            layout.node_key(path, Part::Children),
-                            n.children.encode(),
-                            0,
-                        ));
-                    }
-                    if all || d.acl {
-                        writes.push(put(
-                            layout.node_key(path, Part::Acl),
+                            key(path, Part::Acl),
                             encode_acl_record(&n.acl, n.aversion_offset),
                             0,
                         ));
                     }
+                    if d.child_creates > 1 || d.child_deletes > 1 {
+                        // several children at once: one counter bump cannot say it, so the
+                        // base record takes the whole change
+                        let mut base = n.base;
+                        base.creates = base.creates.wrapping_add(d.child_creates);
+                        base.count += d.child_creates - d.child_deletes;
+                        writes.push(put(key(path, Part::Children), base.encode(), 0));
+                    } else {
+                        if d.child_creates == 1 {
+                            writes.push(put(key(path, Part::Plus), Vec::new(), 0));
+                        }
+                        if d.child_deletes == 1 {
+                            writes.push(put(key(path, Part::Minus), Vec::new(), 0));
+                        }
+                    }
                 }
             }
         }
-        writes.extend(self.index_ops);
+        // etcd refuses a txn that names a key twice: of the index writes to one key (a node
+        // created and deleted by one multi), the last one says the outcome
+        let mut index: Vec<RequestOp> = Vec::new();
+        for op in self.index_ops.into_iter().rev() {
+            let k = op_key(&op);
+            if !index.iter().any(|o| op_key(o) == k) {
+                index.push(op);
+            }
+        }
+        index.reverse();
+        writes.extend(index);
         self.store.commit(compare, writes).await
+    }
+}
+
+fn op_key(op: &RequestOp) -> Option<&[u8]> {
+    use synod_proto::etcdserverpb::request_op::Request as R;
+    match &op.request {
+        Some(R::RequestPut(p)) => Some(&p.key),
+        Some(R::RequestDeleteRange(d)) => Some(&d.key),
+        _ => None,
     }
 }
 

@@ -6,7 +6,7 @@
 //! change). Never writes the store.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -15,11 +15,15 @@ use synod_proto::etcdserverpb::{WatchCreateRequest, WatchProgressRequest, WatchR
 use synod_proto::mvccpb::event::EventType;
 use tokio::sync::{mpsc, watch};
 
-use crate::jute::{encode_notification, WatcherEvent};
-use crate::layout::{KeyKind, Part};
+use crate::acl::Identity;
+use crate::jute::{encode_notification, Acl, WatcherEvent};
+use crate::layout::{decode_acl_record, KeyKind, Part};
 use crate::path::ZnodePath;
-use crate::proto::{event, state};
+use crate::proto::{event, perms, state};
 use crate::store::ZkStore;
+
+/// ACLs the dispatcher keeps before it starts over.
+const ACL_CACHE_LIMIT: usize = 100_000;
 
 /// A connection's id within this gateway.
 pub type ConnId = u64;
@@ -140,16 +144,31 @@ impl WatchTable {
     }
 }
 
+/// A connection as the dispatcher sees it: where its frames go, and who it is now (for
+/// upstream's READ check on every event it would deliver).
+struct Conn {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    identity: Arc<RwLock<Identity>>,
+}
+
 #[derive(Default)]
 struct Tables {
     data: WatchTable,
     child: WatchTable,
-    conns: HashMap<ConnId, mpsc::UnboundedSender<Outgoing>>,
+    conns: HashMap<ConnId, Conn>,
     /// Watches per connection, so a reply knows in O(1) whether it needs the fence.
     counts: HashMap<ConnId, usize>,
 }
 
 impl Tables {
+    /// Whether an event at `path` could reach anyone.
+    fn listened(&self, path: &ZnodePath) -> bool {
+        self.data.recursive > 0
+            || self.child.recursive > 0
+            || self.data.by_path.contains_key(path)
+            || self.child.by_path.contains_key(path)
+    }
+
     fn count(&mut self, conn: ConnId, delta: isize) {
         let c = self.counts.entry(conn).or_insert(0);
         *c = c.saturating_add_signed(delta);
@@ -177,6 +196,8 @@ pub struct Watches {
 /// The dispatcher's half: fed by the etcd watch stream.
 pub struct Dispatcher {
     tables: Arc<Mutex<Tables>>,
+    /// ACLs of watched znodes, kept current from the ACL records' events.
+    acls: HashMap<ZnodePath, Vec<Acl>>,
     processed: watch::Sender<i64>,
     nudges: mpsc::Receiver<()>,
     sessions: mpsc::UnboundedSender<SessionEvent>,
@@ -197,6 +218,7 @@ impl Watches {
             },
             Dispatcher {
                 tables,
+                acls: HashMap::new(),
                 processed: ptx,
                 nudges: nrx,
                 sessions,
@@ -208,8 +230,13 @@ impl Watches {
         lock(&self.tables)
     }
 
-    pub fn connect(&self, conn: ConnId, tx: mpsc::UnboundedSender<Outgoing>) {
-        self.lock().conns.insert(conn, tx);
+    pub fn connect(
+        &self,
+        conn: ConnId,
+        tx: mpsc::UnboundedSender<Outgoing>,
+        identity: Arc<RwLock<Identity>>,
+    ) {
+        self.lock().conns.insert(conn, Conn { tx, identity });
     }
 
     /// Forgets a connection and all its watches.
@@ -324,8 +351,8 @@ impl Watches {
 
     /// Sends a frame to a connection (notifications of the gateway itself, e.g. session moved).
     pub fn send(&self, conn: ConnId, out: Outgoing) {
-        if let Some(tx) = self.lock().conns.get(&conn) {
-            let _ = tx.send(out);
+        if let Some(c) = self.lock().conns.get(&conn) {
+            let _ = c.tx.send(out);
         }
     }
 }
@@ -346,6 +373,7 @@ impl Tables {
         path: &ZnodePath,
         event_type: i32,
         suppress: &HashSet<ConnId>,
+        acl: Option<&[Acl]>,
     ) -> HashSet<ConnId> {
         let mut removed = Vec::new();
         let mut hit = self.table(table).trigger(path, event_type, &mut removed);
@@ -361,8 +389,17 @@ impl Tables {
         let mut frame = Vec::new();
         encode_notification(&mut frame, -1, &ev);
         for c in &hit {
-            if let Some(tx) = self.conns.get(c) {
-                let _ = tx.send(Outgoing::Frame(frame.clone()));
+            if let Some(conn) = self.conns.get(c) {
+                // upstream (CVE-2024-23944, in Debian's 3.8.0): an event is delivered only to a
+                // connection that may READ the znode it names; the watch is consumed anyway
+                let readable = acl.is_none_or(|acl| {
+                    conn.identity
+                        .read()
+                        .map_or(false, |id| id.allowed(acl, perms::READ))
+                });
+                if readable {
+                    let _ = conn.tx.send(Outgoing::Frame(frame.clone()));
+                }
             }
         }
         hit
@@ -382,6 +419,8 @@ impl Dispatcher {
                     key: layout.prefix().to_vec(),
                     range_end: layout.prefix_end(),
                     start_revision: next,
+                    // deletes carry the old ACL record: events are filtered by READ
+                    prev_kv: true,
                     ..Default::default()
                 })),
             };
@@ -422,10 +461,37 @@ impl Dispatcher {
                             continue;
                         }
                         let mut last = 0;
+                        // ACL records first: an event is checked against the ACL its znode
+                        // had when it changed (a deleted znode's from the delete's prev_kv)
+                        let mut gone = Vec::new();
+                        for ev in &resp.events {
+                            let Some(kv) = ev.kv.as_ref() else { continue };
+                            if let KeyKind::Node(path, Part::Acl) = layout.parse(&kv.key) {
+                                let deleted = ev.r#type == EventType::Delete as i32;
+                                let value = if deleted {
+                                    ev.prev_kv.as_ref().map(|p| p.value.as_slice())
+                                } else {
+                                    Some(kv.value.as_slice())
+                                };
+                                if let Some((acl, _)) = value.and_then(decode_acl_record) {
+                                    self.remember_acl(path.clone(), acl);
+                                }
+                                if deleted {
+                                    gone.push(path);
+                                }
+                            }
+                        }
                         for ev in &resp.events {
                             let Some(kv) = ev.kv.as_ref() else { continue };
                             last = last.max(kv.mod_revision);
-                            self.dispatch(&layout, ev.r#type == EventType::Delete as i32, kv);
+                            let deleted = ev.r#type == EventType::Delete as i32;
+                            if let KeyKind::Node(path, Part::Data) = layout.parse(&kv.key) {
+                                self.load_acls(&store, &path, kv.mod_revision, deleted).await;
+                            }
+                            self.dispatch(&layout, deleted, kv);
+                        }
+                        for path in gone {
+                            self.acls.remove(&path);
                         }
                         self.advance(last);
                         next = next.max(last + 1);
@@ -442,6 +508,33 @@ impl Dispatcher {
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn remember_acl(&mut self, path: ZnodePath, acl: Vec<Acl>) {
+        if self.acls.len() >= ACL_CACHE_LIMIT {
+            self.acls.clear();
+        }
+        self.acls.insert(path, acl);
+    }
+
+    /// Makes sure the ACLs an event at `path` is checked against (its own and its parent's)
+    /// are known, reading them at the event's revision if they are not cached. Only for
+    /// znodes someone watches.
+    async fn load_acls(&mut self, store: &ZkStore, path: &ZnodePath, rev: i64, deleted: bool) {
+        let mut wanted = vec![path.clone()];
+        if let Some(p) = path.parent() {
+            wanted.push(p);
+        }
+        for p in wanted {
+            if self.acls.contains_key(&p) || !lock(&self.tables).listened(&p) {
+                continue;
+            }
+            // a deleted znode's records are gone at `rev`
+            let at = if deleted && &p == path { rev - 1 } else { rev };
+            if let Ok((Some(n), _)) = store.read_at(&p, 0, at).await {
+                self.remember_acl(p, n.acl);
+            }
         }
     }
 
@@ -462,20 +555,23 @@ impl Dispatcher {
                 let mut t = lock(&self.tables);
                 let none = HashSet::new();
                 let parent = path.parent();
-                // upstream's DataTree: deleteNode, createNode, setData
+                // upstream's DataTree: deleteNode, createNode, setData; each event checked
+                // against the ACL of the znode it names
+                let own = self.acls.get(&path).map(|a| a.as_slice());
+                let parent_acl = parent.as_ref().and_then(|p| self.acls.get(p)).map(|a| a.as_slice());
                 if deleted {
-                    let first = t.trigger(Table::Data, &path, event::NODE_DELETED, &none);
-                    t.trigger(Table::Child, &path, event::NODE_DELETED, &first);
+                    let first = t.trigger(Table::Data, &path, event::NODE_DELETED, &none, own);
+                    t.trigger(Table::Child, &path, event::NODE_DELETED, &first, own);
                     if let Some(p) = parent {
-                        t.trigger(Table::Child, &p, event::NODE_CHILDREN_CHANGED, &none);
+                        t.trigger(Table::Child, &p, event::NODE_CHILDREN_CHANGED, &none, parent_acl);
                     }
                 } else if kv.create_revision == kv.mod_revision {
-                    t.trigger(Table::Data, &path, event::NODE_CREATED, &none);
+                    t.trigger(Table::Data, &path, event::NODE_CREATED, &none, own);
                     if let Some(p) = parent {
-                        t.trigger(Table::Child, &p, event::NODE_CHILDREN_CHANGED, &none);
+                        t.trigger(Table::Child, &p, event::NODE_CHILDREN_CHANGED, &none, parent_acl);
                     }
                 } else {
-                    t.trigger(Table::Data, &path, event::NODE_DATA_CHANGED, &none);
+                    t.trigger(Table::Data, &path, event::NODE_DATA_CHANGED, &none, own);
                 }
             }
             KeyKind::Session(id) => {

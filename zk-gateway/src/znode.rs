@@ -28,13 +28,18 @@ impl RecordRev {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Znode {
     pub data: DataRecord,
+    /// Totals: the base record plus the create/delete counters.
     pub children: ChildrenRecord,
+    /// The stored base record alone.
+    pub base: ChildrenRecord,
     pub acl: Vec<Acl>,
     /// Added to the ACL record's etcd version - 1 to give the aversion (see `layout`).
     pub aversion_offset: i32,
     pub data_rev: RecordRev,
     pub children_rev: RecordRev,
     pub acl_rev: RecordRev,
+    pub plus_rev: RecordRev,
+    pub minus_rev: RecordRev,
 }
 
 /// Why stored records could not be read as a znode.
@@ -43,34 +48,40 @@ pub struct Znode {
 pub struct CorruptRecord;
 
 impl Znode {
-    /// Assembles a znode from the (up to three) key-values of its node range. `Ok(None)` if the
-    /// data record is absent (the znode does not exist).
+    /// Assembles a znode from the key-values of its node range (data, children base, ACL,
+    /// create counter, delete counter). `Ok(None)` if the data record is absent (the znode
+    /// does not exist).
     pub fn from_kvs(
         data: Option<&KeyValue>,
         children: Option<&KeyValue>,
         acl: Option<&KeyValue>,
+        plus: Option<&KeyValue>,
+        minus: Option<&KeyValue>,
     ) -> Result<Option<Znode>, CorruptRecord> {
         let Some(d) = data else { return Ok(None) };
         let record = DataRecord::decode(&d.value).ok_or(CorruptRecord)?;
-        let (children_record, children_rev) = match children {
-            Some(c) => (
-                ChildrenRecord::decode(&c.value).ok_or(CorruptRecord)?,
-                RecordRev::of(c),
-            ),
-            None => return Err(CorruptRecord),
-        };
-        let ((acl_list, aversion_offset), acl_rev) = match acl {
-            Some(a) => (decode_acl_record(&a.value).ok_or(CorruptRecord)?, RecordRev::of(a)),
-            None => return Err(CorruptRecord),
-        };
+        let c = children.ok_or(CorruptRecord)?;
+        let base = ChildrenRecord::decode(&c.value).ok_or(CorruptRecord)?;
+        let a = acl.ok_or(CorruptRecord)?;
+        let (acl_list, aversion_offset) = decode_acl_record(&a.value).ok_or(CorruptRecord)?;
+        let plus_rev = RecordRev::of(plus.ok_or(CorruptRecord)?);
+        let minus_rev = RecordRev::of(minus.ok_or(CorruptRecord)?);
+        let creates = (plus_rev.version - 1) as i32;
+        let deletes = (minus_rev.version - 1) as i32;
         Ok(Some(Znode {
             data: record,
-            children: children_record,
+            children: ChildrenRecord {
+                creates: base.creates.wrapping_add(creates),
+                count: base.count + creates - deletes,
+            },
+            base,
             acl: acl_list,
             aversion_offset,
             data_rev: RecordRev::of(d),
-            children_rev,
-            acl_rev,
+            children_rev: RecordRev::of(c),
+            acl_rev: RecordRev::of(a),
+            plus_rev,
+            minus_rev,
         }))
     }
 
@@ -104,7 +115,12 @@ impl Znode {
             },
             data_length,
             num_children: self.children.count,
-            pzxid: zxid(self.children_rev.modified),
+            pzxid: zxid(
+                self.children_rev
+                    .modified
+                    .max(self.plus_rev.modified)
+                    .max(self.minus_rev.modified),
+            ),
         }
     }
 }
