@@ -410,7 +410,9 @@ async fn multi(ctx: &Ctx<'_>, ops: &[MultiOp]) -> Result<Reply, StoreError> {
             let r = match o {
                 MultiOp::Create { op: opcode, req } => {
                     plan.create(*opcode, req, &caller).await.map(|p| {
-                        if *opcode == op::CREATE {
+                        // upstream 3.8 answers create2 inside a multi like create (no Stat);
+                        // createTTL and createContainer with a Stat
+                        if *opcode == op::CREATE || *opcode == op::CREATE2 {
                             MultiResult::Create { path: p.to_string() }
                         } else {
                             MultiResult::Create2 {
