@@ -419,8 +419,6 @@ impl Dispatcher {
                     key: layout.prefix().to_vec(),
                     range_end: layout.prefix_end(),
                     start_revision: next,
-                    // deletes carry the old ACL record: events are filtered by READ
-                    prev_kv: true,
                     ..Default::default()
                 })),
             };
@@ -462,7 +460,9 @@ impl Dispatcher {
                         }
                         let mut last = 0;
                         // ACL records first: an event is checked against the ACL its znode
-                        // had when it changed (a deleted znode's from the delete's prev_kv)
+                        // had when it changed (a deleted znode's from the cache, or read at
+                        // the revision before; no prev_kv, which would cost every write a
+                        // history read)
                         let mut gone = Vec::new();
                         for ev in &resp.events {
                             let Some(kv) = ev.kv.as_ref() else { continue };
