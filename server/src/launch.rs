@@ -137,6 +137,7 @@ pub fn settings(cfg: &Config) -> Result<(NodeSettings, ServeSettings), ConfigErr
             zk: cfg
                 .zk_listen_addr
                 .map(|addr| crate::zk::gateway_config(addr, &cfg.zk)),
+            zk_addr_given: cfg.zk_listen_addr_given,
         },
     ))
 }

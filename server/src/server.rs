@@ -52,6 +52,8 @@ pub struct ServeSettings {
     pub watch_progress_interval: Duration,
     /// The embedded ZooKeeper gateway, if `--zk-listen-addr` is set.
     pub zk: Option<zk_gateway::Config>,
+    /// Whether that address was given explicitly (else a taken port only disables it).
+    pub zk_addr_given: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,11 +81,17 @@ pub async fn run(
         client_listeners.push((tcp, l.tls));
     }
     let zk_listener = match &serve.zk {
-        Some(cfg) => Some(
-            zk_gateway::bind(cfg)
-                .await
-                .map_err(|e| RunError::Listen(e.to_string()))?,
-        ),
+        Some(cfg) => match zk_gateway::bind(cfg).await {
+            Ok(l) => Some(l),
+            Err(e) if !serve.zk_addr_given => {
+                // the default 127.0.0.1:2181 is taken (another member on this host, or a
+                // ZooKeeper): an etcd command line must still start
+                tracing::warn!(error = %e,
+                    "ZooKeeper listener disabled: its default address is in use (set --zk-listen-addr)");
+                None
+            }
+            Err(e) => return Err(RunError::Listen(e.to_string())),
+        },
         None => None,
     };
 

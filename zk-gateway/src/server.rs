@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OnceCell};
 
 use crate::backend::SharedBackend;
 use crate::layout::{KeyKind, Layout, NodeKind};
@@ -145,20 +145,65 @@ pub async fn bind(config: &Config) -> Result<TcpListener, GatewayError> {
         })
 }
 
-/// Opens the store (bootstrapping it if new), starts the background tasks and serves
-/// connections on `listener` until the task is dropped.
+/// Serves ZooKeeper connections on `listener` until the task is dropped. The gateway writes
+/// nothing to the store until it is used: if the store has never seen a gateway, the built-in
+/// znodes are created when the first ZooKeeper client connects, so a Synod that only ever
+/// serves etcd clients keeps etcd's keyspace and revisions untouched.
 pub async fn serve(
     backend: SharedBackend,
     config: Config,
     listener: TcpListener,
 ) -> Result<(), GatewayError> {
+    let shared: Arc<OnceCell<Arc<Shared>>> = Arc::new(OnceCell::new());
+    if bootstrapped(&backend, &config).await {
+        let s = start(backend.clone(), config.clone()).await;
+        let _ = shared.set(s);
+    }
+    tracing::info!(addr = %config.listen, "serving ZooKeeper clients");
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "zk gateway: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let cell = shared.clone();
+        let backend = backend.clone();
+        let config = config.clone();
+        tokio::spawn(async move {
+            let shared = cell.get_or_init(|| start(backend, config)).await.clone();
+            crate::connection::run(shared, socket, peer).await;
+        });
+    }
+}
+
+/// Whether the store already holds a gateway's znodes (a read; writes nothing).
+async fn bootstrapped(backend: &SharedBackend, config: &Config) -> bool {
+    let layout = Layout::new(&config.prefix);
+    let req = synod_proto::etcdserverpb::RangeRequest {
+        key: layout.node_key(&crate::path::ZnodePath::root(), crate::layout::Part::Data),
+        serializable: true,
+        count_only: true,
+        ..Default::default()
+    };
+    matches!(backend.range(req).await, Ok(r) if r.count > 0)
+}
+
+/// Opens the store (bootstrapping it if new) and starts the background tasks.
+async fn start(backend: SharedBackend, config: Config) -> Arc<Shared> {
     // The store may not serve writes yet (no leader elected): keep trying.
     let mut attempts = 0u32;
-    let (store, start) = loop {
+    let (store, start, sessions, watches, dispatcher, session_rx) = loop {
         let opened = async {
             let store = ZkStore::open(backend.clone(), Layout::new(&config.prefix)).await?;
             let start = store.current_revision().await?;
-            Ok::<_, StoreError>((store, start))
+            let (session_tx, session_rx) = mpsc::unbounded_channel();
+            let (watches, dispatcher) = Watches::new(start, session_tx);
+            let sessions = Sessions::new(store.clone(), watches.clone()).await?;
+            Ok::<_, StoreError>((store, start, sessions, watches, dispatcher, session_rx))
         };
         match opened.await {
             Ok(x) => break x,
@@ -171,15 +216,12 @@ pub async fn serve(
             }
         }
     };
-    let (session_tx, session_rx) = mpsc::unbounded_channel();
-    let (watches, dispatcher) = Watches::new(start, session_tx);
-    let sessions = Sessions::new(store.clone(), watches.clone()).await?;
     tokio::spawn(dispatcher.run(store.clone(), start));
     tokio::spawn(sessions.clone().keep_alive());
     tokio::spawn(session_events(sessions.clone(), watches.clone(), session_rx));
     tokio::spawn(sweeper(sessions.clone()));
     tokio::spawn(reaper(store.clone(), config.container_check_interval));
-    let shared = Arc::new(Shared {
+    Arc::new(Shared {
         config,
         store,
         watches,
@@ -187,23 +229,7 @@ pub async fn serve(
         counters: Counters::default(),
         started: Instant::now(),
         next_conn: AtomicU64::new(0),
-    });
-    tracing::info!(addr = %shared.config.listen, "serving ZooKeeper clients");
-    loop {
-        let (socket, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "zk gateway: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = socket.set_nodelay(true);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            crate::connection::run(shared, socket, peer).await;
-        });
-    }
+    })
 }
 
 async fn session_events(

@@ -222,6 +222,10 @@ pub struct Config {
     /// Synod's `--zk-listen-addr` (default `127.0.0.1:2181`; empty: None,
     /// ZooKeeper listener disabled).
     pub zk_listen_addr: Option<SocketAddr>,
+    /// Whether `--zk-listen-addr` was given (flag, environment or file) rather than defaulted:
+    /// a defaulted address that is taken is skipped with a warning, so that an etcd command
+    /// line for several members on one host still works; a given one fails fast.
+    pub zk_listen_addr_given: bool,
     /// The ZooKeeper gateway's `--zk-*` settings.
     pub zk: ZkSettings,
 }
@@ -713,6 +717,7 @@ fn build(fs: &FlagSet, from_file: bool, warnings: &mut Vec<String>) -> Result<Co
         config_file: None,
         experimental_watch_progress_notify_interval: Duration::from_nanos(watch_ns.max(0) as u64),
         zk_listen_addr: fs.sock("zk-listen-addr"),
+        zk_listen_addr_given: fs.is_set("zk-listen-addr"),
         zk: ZkSettings {
             tick_ms: fs.uint("zk-tick-time"),
             min_session_timeout_ms: fs.uint("zk-min-session-timeout"),
