@@ -5,8 +5,6 @@
 
 use std::sync::atomic::Ordering;
 
-use synod_proto::etcdserverpb::RangeRequest;
-
 use crate::layout::KeyKind;
 use crate::server::Shared;
 
@@ -105,20 +103,14 @@ async fn node_count(shared: &Shared) -> i64 {
     key.push(b'n');
     let mut end = prefix.to_vec();
     end.push(b'o');
-    match shared
-        .store
-        .backend()
-        .range(RangeRequest {
-            key,
-            range_end: end,
-            count_only: true,
-            serializable: true,
-            ..Default::default()
-        })
-        .await
-    {
+    match shared.store.keys((key, end)).await {
         // upstream's node table holds the root twice ("" and "/")
-        Ok(r) => r.count / crate::layout::RECORDS_PER_NODE + 1,
+        Ok(keys) => {
+            keys.iter()
+                .filter(|k| matches!(k, KeyKind::Node(_, crate::layout::Part::Data)))
+                .count() as i64
+                + 1
+        }
         Err(_) => 0,
     }
 }

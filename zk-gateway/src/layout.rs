@@ -8,7 +8,8 @@
 //! - `P n DDDDD <path> \0 c` — the children base record: child creates and children counted
 //!   by writes that changed several children of this znode at once (a multi).
 //! - `P n DDDDD <path> \0 p` and `... \0 m` — child create and child delete COUNTERS: empty
-//!   values whose etcd version - 1 counts single creates / deletes of children. A create puts
+//!   values whose etcd version counts single creates / deletes of children (absent: 0; a
+//!   znode is created without them). A create puts
 //!   `p` blindly (etcd bumps the version atomically), so concurrent creates under one parent
 //!   never conflict. Children = base.count + creates - deletes; the stored cversion (which
 //!   numbers sequential children) = base.creates + creates; the pzxid is the newest mod
@@ -33,9 +34,6 @@ use crate::path::ZnodePath;
 const DEPTH_WIDTH: usize = 5;
 /// Deepest path the layout can hold.
 pub const MAX_DEPTH: usize = 99_999;
-
-/// Records per znode (for counting znodes by counting keys).
-pub const RECORDS_PER_NODE: i64 = 5;
 
 /// The records of a znode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -154,8 +154,6 @@ impl ZkStore {
                 .encode(),
                 0,
             ));
-            ops.push(put(l.node_key(&path, Part::Plus), Vec::new(), 0));
-            ops.push(put(l.node_key(&path, Part::Minus), Vec::new(), 0));
             ops.push(put(
                 l.node_key(&path, Part::Acl),
                 encode_acl_record(&acl, aversion_offset),
@@ -287,7 +285,8 @@ impl ZkStore {
         Ok((names, rev))
     }
 
-    /// The number of descendants of `path` (getAllChildrenNumber): one count per level.
+    /// The number of descendants of `path` (getAllChildrenNumber): one keys-only range per
+    /// level, counting data records (a znode's counters exist only once used).
     pub async fn descendants(&self, path: &ZnodePath, min_rev: i64) -> Result<i32, StoreError> {
         let mut total: i64 = 0;
         let mut depth = path.depth() + 1;
@@ -298,15 +297,20 @@ impl ZkStore {
                 .range(RangeRequest {
                     key,
                     range_end,
-                    count_only: true,
+                    keys_only: true,
                     serializable: min_rev == 0,
                     ..Default::default()
                 })
                 .await?;
-            if r.count == 0 {
+            let here = r
+                .kvs
+                .iter()
+                .filter(|kv| matches!(self.layout.parse(&kv.key), KeyKind::Node(_, Part::Data)))
+                .count() as i64;
+            if here == 0 {
                 break;
             }
-            total += r.count / crate::layout::RECORDS_PER_NODE;
+            total += here;
             depth += 1;
         }
         Ok(total.min(i32::MAX as i64) as i32)

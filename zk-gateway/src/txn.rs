@@ -268,8 +268,8 @@ impl<'s> Plan<'s> {
             data_rev: pending,
             children_rev: pending,
             acl_rev: pending,
-            plus_rev: pending,
-            minus_rev: pending,
+            plus_rev: RecordRev::default(),
+            minus_rev: RecordRev::default(),
         };
         parent_node.children.creates = parent_node.children.creates.wrapping_add(1);
         parent_node.children.count += 1;
@@ -502,8 +502,6 @@ impl<'s> Plan<'s> {
                         encode_acl_record(&n.acl, n.aversion_offset),
                         0,
                     ));
-                    writes.push(put(key(path, Part::Plus), Vec::new(), 0));
-                    writes.push(put(key(path, Part::Minus), Vec::new(), 0));
                 }
                 Some(n) => {
                     if d.data {

@@ -64,10 +64,11 @@ impl Znode {
         let base = ChildrenRecord::decode(&c.value).ok_or(CorruptRecord)?;
         let a = acl.ok_or(CorruptRecord)?;
         let (acl_list, aversion_offset) = decode_acl_record(&a.value).ok_or(CorruptRecord)?;
-        let plus_rev = RecordRev::of(plus.ok_or(CorruptRecord)?);
-        let minus_rev = RecordRev::of(minus.ok_or(CorruptRecord)?);
-        let creates = (plus_rev.version - 1) as i32;
-        let deletes = (minus_rev.version - 1) as i32;
+        // an absent counter is 0 (its first bump creates it with version 1)
+        let plus_rev = plus.map(RecordRev::of).unwrap_or_default();
+        let minus_rev = minus.map(RecordRev::of).unwrap_or_default();
+        let creates = plus_rev.version as i32;
+        let deletes = minus_rev.version as i32;
         Ok(Some(Znode {
             data: record,
             children: ChildrenRecord {
