@@ -417,7 +417,7 @@ async fn serve_requests(
         shared
             .counters
             .record_latency(started.elapsed().as_micros() as u64);
-        if tx.send(Outgoing::Frame(out)).is_err() || reply.close {
+        if tx.send(Outgoing::Frame(out)).is_err() {
             return false;
         }
     }

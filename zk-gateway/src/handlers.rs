@@ -6,7 +6,7 @@
 use crate::acl::Identity;
 use crate::jute::{ClientInfo, MultiOp, MultiResult, Request, Response, SetWatches, Stat};
 use crate::path::ZnodePath;
-use crate::proto::{err, event, op, perms, state, watcher_type};
+use crate::proto::{err, event, op, perms, watcher_type};
 use crate::session::now_ms;
 use crate::store::{StoreError, ZkStore};
 use crate::txn::{finish, Caller, OpError, Plan};
@@ -22,8 +22,6 @@ pub struct Reply {
     pub body: Response,
     /// Events the reply must be preceded by (setWatches): (type, path).
     pub events: Vec<(i32, String)>,
-    /// Close the connection after this reply.
-    pub close: bool,
 }
 
 impl Reply {
@@ -33,7 +31,6 @@ impl Reply {
             err: err::OK,
             body,
             events: Vec::new(),
-            close: false,
         }
     }
     fn error(zxid: i64, code: i32) -> Reply {
@@ -42,7 +39,6 @@ impl Reply {
             err: code,
             body: Response::Empty,
             events: Vec::new(),
-            close: false,
         }
     }
 }
@@ -555,6 +551,5 @@ async fn set_watches(ctx: &Ctx<'_>, sw: &SetWatches) -> Result<Reply, StoreError
     }
     let mut r = Reply::ok(ctx.seen, Response::Empty);
     r.events = events;
-    let _ = state::SYNC_CONNECTED;
     Ok(r)
 }

@@ -104,6 +104,22 @@ fn bad_args<T>() -> Result<T, OpError> {
     Err(OpError::Zk(err::BAD_ARGUMENTS))
 }
 
+/// Upstream's parent of an unvalidated path (create and delete look the parent up before they
+/// validate the path itself): BadArguments without a '/' or with a NUL; `None` for a parent
+/// that is not a valid path, which cannot exist.
+fn parent_of(path: &str) -> Result<Option<ZnodePath>, OpError> {
+    let Some(slash) = path.rfind('/') else {
+        return bad_args();
+    };
+    if path.contains('\0') {
+        return bad_args();
+    }
+    Ok(match &path[..slash] {
+        "" => Some(ZnodePath::root()),
+        p => ZnodePath::parse(p).ok(),
+    })
+}
+
 impl<'s> Plan<'s> {
     pub fn new(store: &'s ZkStore, min_rev: i64, now_ms: i64) -> Plan<'s> {
         Plan {
@@ -148,6 +164,16 @@ impl<'s> Plan<'s> {
     /// The revision the plan read at (0 if it read nothing).
     pub fn read_revision(&self) -> i64 {
         self.at
+    }
+
+    /// The znode at `path`, or NoNode (also for no path at all).
+    async fn existing(&mut self, path: Option<ZnodePath>) -> Result<(ZnodePath, Znode), OpError> {
+        if let Some(p) = path {
+            if let Some(n) = self.node(&p).await? {
+                return Ok((p, n));
+            }
+        }
+        Err(OpError::Zk(err::NO_NODE))
     }
 
     fn depend(&mut self, path: &ZnodePath, f: impl FnOnce(&mut Deps)) {
@@ -196,27 +222,9 @@ impl<'s> Plan<'s> {
         if mode.ttl && (ttl <= 0 || ttl > MAX_TTL) {
             return bad_args();
         }
-        let Some(slash) = req.path.rfind('/') else {
-            return bad_args();
-        };
-        if req.path.contains('\0') {
-            return bad_args();
-        }
+        let parent = parent_of(&req.path)?;
         let acl = fixup(caller.identity, &req.acl).ok_or(OpError::Zk(err::INVALID_ACL))?;
-        let parent_str = &req.path[..slash];
-        let parent = if parent_str.is_empty() {
-            Some(ZnodePath::root())
-        } else {
-            ZnodePath::parse(parent_str).ok()
-        };
-        // a parent that is not a valid path cannot exist
-        let parent_node = match &parent {
-            Some(p) => self.node(p).await?,
-            None => None,
-        };
-        let (Some(parent), Some(mut parent_node)) = (parent, parent_node) else {
-            return Err(OpError::Zk(err::NO_NODE));
-        };
+        let (parent, mut parent_node) = self.existing(parent).await?;
         self.depend(&parent, |d| d.acl = true);
         if !caller.identity.allowed(&parent_node.acl, perms::CREATE) {
             return Err(OpError::Zk(err::NO_AUTH));
@@ -303,25 +311,7 @@ impl<'s> Plan<'s> {
         if special_str(path_str) {
             return bad_args();
         }
-        let Some(slash) = path_str.rfind('/') else {
-            return bad_args();
-        };
-        if path_str.contains('\0') {
-            return bad_args();
-        }
-        let parent_str = &path_str[..slash];
-        let parent = if parent_str.is_empty() {
-            Some(ZnodePath::root())
-        } else {
-            ZnodePath::parse(parent_str).ok()
-        };
-        let parent_node = match &parent {
-            Some(p) => self.node(p).await?,
-            None => None,
-        };
-        let (Some(parent), Some(mut parent_node)) = (parent, parent_node) else {
-            return Err(OpError::Zk(err::NO_NODE));
-        };
+        let (parent, mut parent_node) = self.existing(parent_of(path_str)?).await?;
         if let Some(c) = caller {
             self.depend(&parent, |d| d.acl = true);
             if !c.identity.allowed(&parent_node.acl, perms::DELETE) {
@@ -447,7 +437,7 @@ impl<'s> Plan<'s> {
         self.index_ops.push(op);
     }
 
-    /// Adds a raw guard to the commit.
+    /// Whether committing would write anything.
     pub fn writes_anything(&self) -> bool {
         !self.dirty.is_empty() || !self.index_ops.is_empty()
     }
