@@ -509,8 +509,9 @@ impl Node {
             client_urls: s.advertise_client_urls.clone(),
             peer_urls: s.advertise_peer_urls.clone(),
         };
-        let mut last = NodeError::NoLeader;
-        for _ in 0..10 {
+        // etcd retries until it succeeds or stops: a member without quorum is simply not
+        // ready yet (its clients wait), which is no reason to give up for good.
+        loop {
             match self
                 .propose(InternalRequest {
                     request: Some(Request::Publish(attrs.clone())),
@@ -519,10 +520,12 @@ impl Node {
             {
                 Ok(_) => return Ok(()),
                 Err(e @ NodeError::Stopped) => return Err(e),
-                Err(e) => last = e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "failed to publish local member to cluster through raft");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
             }
         }
-        Err(last)
     }
 
     /// Every voting member with what it published (name, client URLs), in member-id order.

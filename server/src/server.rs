@@ -123,8 +123,23 @@ pub async fn run(
         serve.limits,
         serve.watch_progress_interval,
     );
+    // As etcd, clients are served only once the member is ready (its attributes published
+    // through raft): before that the port accepts connections and leaves them waiting, so no
+    // client sees a member list without this member's name.
+    let (ready_tx, ready_rx) = watch::channel(false);
     for (tcp, tls) in client_listeners {
-        spawn_serve(tcp, tls, client_app.clone(), stop_rx.clone());
+        let (app, stop, mut ready) = (client_app.clone(), stop_rx.clone(), ready_rx.clone());
+        let mut stop_wait = stop_rx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                r = ready.wait_for(|r| *r) => {
+                    if r.is_ok() {
+                        spawn_serve(tcp, tls, app, stop);
+                    }
+                }
+                _ = stop_wait.wait_for(|s| *s) => {}
+            }
+        });
     }
 
     if let (Some(cfg), Some(tcp)) = (serve.zk, zk_listener) {
@@ -165,6 +180,7 @@ pub async fn run(
     tokio::spawn(async move {
         match publisher.publish().await {
             Ok(()) => {
+                let _ = ready_tx.send(true);
                 tracing::info!(
                     name = %publisher.settings().name,
                     member_id = %format!("{:x}", publisher.member_id()),
