@@ -14,7 +14,6 @@ use synod_proto::etcdserverpb::cluster_server::ClusterServer;
 use synod_proto::etcdserverpb::kv_server::KvServer;
 use synod_proto::etcdserverpb::lease_server::LeaseServer;
 use synod_proto::etcdserverpb::maintenance_server::MaintenanceServer;
-use synod_proto::etcdserverpb::watch_server::WatchServer;
 use synod_proto::v3electionpb::election_server::ElectionServer;
 use synod_proto::v3lockpb::lock_server::LockServer;
 use synod_proto::etcdserverpb::RangeRequest;
@@ -34,6 +33,7 @@ use crate::lease::Lessor;
 use crate::node::{Node, NodeSettings, StartError};
 use crate::raft::network::MAX_PEER_MESSAGE;
 use crate::raft::peer_service::PeerService;
+use crate::transport::watch_route::WatchRoute;
 use crate::transport::{gateway, listener};
 use crate::metrics::Gauge;
 use crate::watch::WatchHub;
@@ -247,7 +247,7 @@ fn client_router(
             )
             .add_service(ClusterServer::new(cluster.clone()).max_decoding_message_size(decode))
             .add_service(LeaseServer::new(lease.clone()).max_decoding_message_size(decode))
-            .add_service(WatchServer::new(watch.clone()).max_decoding_message_size(decode))
+            .add_service(WatchRoute::new(watch.clone()).max_decoding_message_size(decode))
             .add_service(ElectionServer::new(election.clone()).max_decoding_message_size(decode))
             .add_service(LockServer::new(lock.clone()).max_decoding_message_size(decode));
     let health_node = node.clone();

@@ -21,7 +21,7 @@ use std::pin::Pin;
 use futures::Stream;
 use synod_mvcc::KeyRange;
 use synod_proto::etcdserverpb::{ResponseHeader, TxnRequest, TxnResponse};
-use synod_proto::mvccpb::{event::EventType, KeyValue};
+use synod_proto::mvccpb::KeyValue;
 use synod_proto::v3electionpb::election_server::Election;
 use synod_proto::v3electionpb::{
     CampaignRequest, CampaignResponse, LeaderKey, LeaderRequest, LeaderResponse, ProclaimRequest,
@@ -290,8 +290,8 @@ async fn first_put(r: &Recipes, prefix: &[u8], rev: i64) -> Option<(ResponseHead
             Delivery::Events { events, .. } => {
                 let put = events
                     .into_iter()
-                    .find(|e| e.r#type == EventType::Put as i32)
-                    .and_then(|e| e.kv);
+                    .find(|e| e.is_put())
+                    .and_then(|e| e.kv().cloned());
                 if let Some(kv) = put {
                     return Some((r.node().header(kv.mod_revision), kv));
                 }
@@ -325,12 +325,12 @@ async fn follow(
             }) => {
                 let header = r.node().header(revision);
                 for ev in events {
-                    if ev.r#type == EventType::Delete as i32 {
+                    if ev.is_delete() {
                         return true;
                     }
                     let update = LeaderResponse {
                         header: Some(header),
-                        kv: ev.kv,
+                        kv: ev.kv().cloned(),
                     };
                     if tx.send(Ok(update)).await.is_err() {
                         return false;

@@ -13,6 +13,7 @@ pub mod maintenance;
 pub mod recipe;
 pub mod validate;
 pub mod watch;
+pub mod watch_reply;
 
 /// Request limits taken from `--max-request-bytes` and `--max-txn-ops`.
 #[derive(Debug, Clone, Copy)]

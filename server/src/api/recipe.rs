@@ -25,7 +25,7 @@ use synod_proto::etcdserverpb::{
     PutRequest, RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest,
     TxnResponse,
 };
-use synod_proto::mvccpb::{event::EventType, Event, KeyValue};
+use synod_proto::mvccpb::KeyValue;
 use synod_proto::peerpb::{internal_request, internal_response};
 use tokio::sync::oneshot;
 use tonic::Status;
@@ -34,7 +34,7 @@ use super::errors::{mvcc_status, recipe_status, RecipeError};
 use super::validate;
 use super::Limits;
 use crate::node::Node;
-use crate::watch::{Delivery, WatchHub, WatchSpec};
+use crate::watch::{Delivery, WatchEvent, WatchHub, WatchSpec};
 
 /// The TTL of the lease granted for a request that names none (etcd's `defaultSessionTTL`).
 pub const SESSION_TTL: i64 = 60;
@@ -374,13 +374,14 @@ pub fn is_owner(owner: Option<&KeyValue>, my_rev: i64) -> bool {
     owner.is_none_or(|kv| kv.create_revision == my_rev)
 }
 
-pub fn has_delete(events: &[Event]) -> bool {
-    events.iter().any(|e| e.r#type == EventType::Delete as i32)
+pub fn has_delete(events: &[WatchEvent]) -> bool {
+    events.iter().any(WatchEvent::is_delete)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use synod_proto::mvccpb::{event::EventType, Event};
     use crate::api::errors::RequestError;
 
     #[test]
@@ -481,6 +482,7 @@ mod tests {
             r#type: EventType::Delete as i32,
             ..Default::default()
         };
+        let (put, del) = (WatchEvent::from(put), WatchEvent::from(del));
         assert!(!has_delete(&[]));
         assert!(!has_delete(std::slice::from_ref(&put)));
         assert!(has_delete(&[put, del]));

@@ -3,8 +3,9 @@
 //! Each stream has two tasks. The receiving task reads the client's create, cancel and
 //! progress requests and hands them over in order. The sending task owns the stream's
 //! watchers: it registers them with the [`WatchHub`], answers requests, and turns the hub's
-//! deliveries into `WatchResponse`s. Because one task both sends a watcher's `created` answer
-//! and forwards its events, no event can overtake the `created` answer. Output is a bounded
+//! deliveries into responses (`WatchReply`, encoded as etcd's `WatchResponse`). Because one
+//! task both sends a watcher's `created` answer and forwards its events, no event can overtake
+//! the `created` answer. Output is a bounded
 //! channel: a client that stops reading stalls only its own sending task, whose watchers then
 //! fall behind in the hub and catch up from the store later (never unbounded buffering).
 //!
@@ -12,7 +13,6 @@
 //! reasons, progress notifications, fragmentation); it never reads the store itself.
 
 use std::collections::{HashMap, HashSet};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,12 +22,11 @@ use prost::Message;
 use synod_mvcc::KeyRange;
 use synod_proto::etcdserverpb::watch_create_request::FilterType;
 use synod_proto::etcdserverpb::watch_request::RequestUnion;
-use synod_proto::etcdserverpb::watch_server::Watch;
-use synod_proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
+use synod_proto::etcdserverpb::{WatchCreateRequest, WatchRequest};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::Status;
 
+use super::watch_reply::{event_field_len, WatchReply};
 use crate::node::Node;
 use crate::watch::{sink, Delivery, SinkReceiver, WatchHub, WatchSpec, WatcherKey};
 
@@ -80,7 +79,7 @@ impl WatchService {
     /// Serves one watch stream: `inbound` are the client's requests; the returned receiver
     /// yields the responses (it ends when the stream is over). Used by gRPC and the JSON
     /// gateway alike.
-    pub fn serve_stream<S>(&self, inbound: S) -> mpsc::Receiver<Result<WatchResponse, Status>>
+    pub fn serve_stream<S>(&self, inbound: S) -> mpsc::Receiver<Result<WatchReply, Status>>
     where
         S: Stream<Item = Result<WatchRequest, Status>> + Send + Unpin + 'static,
     {
@@ -136,7 +135,7 @@ struct StreamWatcher {
 /// The sending task's state: the stream's watchers by watch id.
 struct StreamState {
     svc: WatchService,
-    out: mpsc::Sender<Result<WatchResponse, Status>>,
+    out: mpsc::Sender<Result<WatchReply, Status>>,
     watchers: HashMap<i64, StreamWatcher>,
     next_id: i64,
     /// etcd's per-stream progress flags: ids due a progress notification at the next tick
@@ -148,7 +147,7 @@ struct StreamState {
 struct Gone;
 
 impl StreamState {
-    fn new(svc: WatchService, out: mpsc::Sender<Result<WatchResponse, Status>>) -> Self {
+    fn new(svc: WatchService, out: mpsc::Sender<Result<WatchReply, Status>>) -> Self {
         StreamState {
             svc,
             out,
@@ -239,7 +238,7 @@ impl StreamState {
         Ok(queued)
     }
 
-    async fn send(&self, resp: WatchResponse) -> Result<(), Gone> {
+    async fn send(&self, resp: WatchReply) -> Result<(), Gone> {
         self.out.send(Ok(resp)).await.map_err(|_| Gone)
     }
 
@@ -257,7 +256,7 @@ impl StreamState {
                 };
                 self.svc.hub.remove(w.key);
                 self.progress_due.remove(&c.watch_id);
-                let resp = WatchResponse {
+                let resp = WatchReply {
                     header: self.header(self.svc.hub.revision()),
                     watch_id: c.watch_id,
                     canceled: true,
@@ -267,7 +266,7 @@ impl StreamState {
             }
             Some(RequestUnion::ProgressRequest(_)) => {
                 // etcd 3.4 answers at once with the store's revision, for the whole stream.
-                let resp = WatchResponse {
+                let resp = WatchReply {
                     header: self.header(self.svc.hub.revision()),
                     watch_id: INVALID_WATCH_ID,
                     ..Default::default()
@@ -280,7 +279,7 @@ impl StreamState {
 
     async fn create(&mut self, c: WatchCreateRequest, sink: &crate::watch::Sink) -> Result<(), Gone> {
         let range = watch_range(&c.key, &c.range_end);
-        let refused = |reason: &str, rev: i64, this: &Self| WatchResponse {
+        let refused = |reason: &str, rev: i64, this: &Self| WatchReply {
             header: this.header(rev),
             watch_id: INVALID_WATCH_ID,
             created: true,
@@ -327,7 +326,7 @@ impl StreamState {
         if c.progress_notify {
             self.progress_due.insert(id);
         }
-        let resp = WatchResponse {
+        let resp = WatchReply {
             header: self.header(created_at),
             watch_id: id,
             created: true,
@@ -354,7 +353,7 @@ impl StreamState {
                     return Ok(());
                 };
                 let fragment = w.fragment;
-                let resp = WatchResponse {
+                let resp = WatchReply {
                     header: self.header(revision),
                     watch_id,
                     events,
@@ -380,7 +379,7 @@ impl StreamState {
                 if self.current(watch_id, watcher).is_none() {
                     return Ok(());
                 }
-                let resp = WatchResponse {
+                let resp = WatchReply {
                     header: self.header(revision),
                     watch_id,
                     ..Default::default()
@@ -398,7 +397,7 @@ impl StreamState {
                 self.watchers.remove(&watch_id);
                 self.progress_due.remove(&watch_id);
                 // etcd's compacted answer carries no revision in its header.
-                let resp = WatchResponse {
+                let resp = WatchReply {
                     header: self.header(0),
                     watch_id,
                     compact_revision,
@@ -499,7 +498,7 @@ fn watch_range(key: &[u8], range_end: &[u8]) -> KeyRange {
 /// Splits a response larger than `limit` into several, each with at least one event and
 /// `fragment` set on all but the last (etcd's `sendFragments`). Small responses and single
 /// events go out whole.
-fn fragments(resp: WatchResponse, limit: usize) -> Vec<WatchResponse> {
+fn fragments(resp: WatchReply, limit: usize) -> Vec<WatchReply> {
     if resp.encoded_len() < limit || resp.events.len() < 2 {
         return vec![resp];
     }
@@ -508,15 +507,13 @@ fn fragments(resp: WatchResponse, limit: usize) -> Vec<WatchResponse> {
     let mut events = std::mem::take(&mut template.events).into_iter().peekable();
     let base = template.encoded_len();
     while events.peek().is_some() {
-        let mut part = WatchResponse {
+        let mut part = WatchReply {
             fragment: true,
             ..template.clone()
         };
         let mut size = base;
         while let Some(ev) = events.peek() {
-            let len = ev.encoded_len();
-            // Field tag plus length prefix around each embedded event.
-            let add = 1 + prost::length_delimiter_len(len) + len;
+            let add = event_field_len(ev);
             if !part.events.is_empty() && size + add >= limit {
                 break;
             }
@@ -533,27 +530,13 @@ fn fragments(resp: WatchResponse, limit: usize) -> Vec<WatchResponse> {
     out
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl Watch for WatchService {
-    type WatchStream = WatchStream;
-
-    async fn watch(
-        &self,
-        request: Request<Streaming<WatchRequest>>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        let rx = self.serve_stream(request.into_inner());
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::watch::WatchEvent;
     use synod_proto::mvccpb::{Event, KeyValue};
 
-    fn ev(n: usize, size: usize) -> Event {
+    fn ev(n: usize, size: usize) -> WatchEvent {
         Event {
             kv: Some(KeyValue {
                 key: format!("k{n}").into_bytes(),
@@ -562,6 +545,7 @@ mod tests {
             }),
             ..Default::default()
         }
+        .into()
     }
 
     #[test]
@@ -586,7 +570,7 @@ mod tests {
 
     #[test]
     fn small_responses_are_not_fragmented() {
-        let resp = WatchResponse {
+        let resp = WatchReply {
             events: vec![ev(1, 10), ev(2, 10)],
             ..Default::default()
         };
@@ -596,8 +580,8 @@ mod tests {
 
     #[test]
     fn large_responses_split_with_fragment_flag_on_all_but_last() {
-        let events: Vec<Event> = (0..10).map(|i| ev(i, 100)).collect();
-        let resp = WatchResponse {
+        let events: Vec<WatchEvent> = (0..10).map(|i| ev(i, 100)).collect();
+        let resp = WatchReply {
             watch_id: 7,
             events: events.clone(),
             ..Default::default()
@@ -608,15 +592,15 @@ mod tests {
         assert!(rest.iter().all(|p| p.fragment && !p.events.is_empty()));
         assert!(!last.fragment);
         assert!(parts.iter().all(|p| p.watch_id == 7));
-        let joined: Vec<Event> = parts.into_iter().flat_map(|p| p.events).collect();
+        let joined: Vec<WatchEvent> = parts.into_iter().flat_map(|p| p.events).collect();
         assert_eq!(joined, events);
     }
 
     #[test]
     fn an_event_larger_than_the_limit_still_goes_out() {
-        let events: Vec<Event> = (0..3).map(|i| ev(i, 500)).collect();
+        let events: Vec<WatchEvent> = (0..3).map(|i| ev(i, 500)).collect();
         let parts = fragments(
-            WatchResponse {
+            WatchReply {
                 events,
                 ..Default::default()
             },

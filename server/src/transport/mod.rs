@@ -22,6 +22,7 @@
 pub mod gateway;
 pub mod listener;
 pub mod tls;
+pub mod watch_route;
 
 #[cfg(test)]
 mod test_support;

@@ -27,9 +27,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use synod_mvcc::{KeyRange, MvccError};
-use synod_proto::mvccpb::{event::EventType, Event};
+use synod_proto::mvccpb::Event;
 use tokio::sync::Notify;
 
+use super::event::{SharedEvent, WatchEvent};
 use super::sink::{Sink, TrySend};
 use crate::node::Node;
 use crate::raft::observer::ApplyObserver;
@@ -65,7 +66,7 @@ pub enum Delivery {
         watcher: WatcherKey,
         watch_id: i64,
         revision: i64,
-        events: Vec<Event>,
+        events: Vec<WatchEvent>,
     },
     /// The watcher has seen every change up to `revision` (a progress notification).
     Progress {
@@ -91,26 +92,17 @@ struct Watcher {
 
 impl Watcher {
     /// This watcher's view of `ev` (filters, prev_kv), or `None` if it does not see it.
-    fn select(&self, ev: &Event) -> Option<Event> {
-        let kv = ev.kv.as_ref()?;
+    fn select(&self, ev: &Arc<SharedEvent>) -> Option<WatchEvent> {
+        let kv = ev.kv()?;
         if kv.mod_revision < self.next_rev || !self.spec.range.contains(&kv.key) {
             return None;
         }
-        let is_put = ev.r#type == EventType::Put as i32;
+        let is_put = ev.is_put();
         if (is_put && self.spec.no_put) || (!is_put && self.spec.no_delete) {
             return None;
         }
-        // Built field by field: cloning the previous key-value only to drop it would double
-        // the allocations of the apply path for every watcher without `prev_kv`.
-        Some(Event {
-            r#type: ev.r#type,
-            kv: ev.kv.clone(),
-            prev_kv: if self.spec.prev_kv {
-                ev.prev_kv.clone()
-            } else {
-                None
-            },
-        })
+        // A handle on the shared event: no copy of its key or value per watcher.
+        Some(WatchEvent::new(ev, self.spec.prev_kv))
     }
 }
 
@@ -418,6 +410,8 @@ impl WatchHub {
             Some(kv) if events.len() >= CATCH_UP_EVENTS => kv.mod_revision,
             _ => current,
         };
+        // Read once for every watcher of the pass, and shared by them.
+        let events: Vec<Arc<SharedEvent>> = events.into_iter().map(SharedEvent::new).collect();
         let mut s = self.lock();
         for (key, next_rev) in live {
             if next_rev < 1 {
@@ -445,7 +439,7 @@ impl WatchHub {
         s: &mut State,
         key: WatcherKey,
         from_rev: i64,
-        events: &[Event],
+        events: &[Arc<SharedEvent>],
         covered: i64,
     ) -> bool {
         let published = s.published;
@@ -456,9 +450,9 @@ impl WatchHub {
         if w.synced || w.next_rev != from_rev {
             return false;
         }
-        let selected: Vec<Event> = events
+        let selected: Vec<WatchEvent> = events
             .iter()
-            .filter(|e| e.kv.as_ref().is_some_and(|kv| kv.mod_revision <= covered))
+            .filter(|e| e.kv().is_some_and(|kv| kv.mod_revision <= covered))
             .filter_map(|e| w.select(e))
             .collect();
         let sent = if selected.is_empty() {
@@ -525,13 +519,19 @@ impl WatchHub {
                 s.candidates(&kv.key, &mut matched);
             }
         }
+        if matched.is_empty() {
+            return;
+        }
+        // One copy of each event, whatever the number of watchers that see it.
+        let events: Vec<Arc<SharedEvent>> =
+            events.iter().cloned().map(SharedEvent::new).collect();
         let mut fell_behind = false;
         for key in matched {
             let Some(w) = s.watchers.get_mut(&key) else {
                 continue;
             };
-            let selected: Vec<Event> = events.iter().filter_map(|e| w.select(e)).collect();
-            let Some(first_rev) = selected.first().and_then(|e| e.kv.as_ref()).map(|kv| kv.mod_revision) else {
+            let selected: Vec<WatchEvent> = events.iter().filter_map(|e| w.select(e)).collect();
+            let Some(first_rev) = selected.first().map(WatchEvent::mod_revision) else {
                 continue;
             };
             let delivery = Delivery::Events {

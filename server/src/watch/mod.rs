@@ -5,8 +5,11 @@
 //! services that wait for changes themselves (election, lock) are its clients; this module
 //! never speaks gRPC and never writes the store.
 
+mod event;
 mod hub;
 mod sink;
+
+pub use event::{SharedEvent, WatchEvent};
 
 pub use hub::{Delivery, WatchHub, WatchSpec, WatcherKey};
 pub use sink::{sink, Sink, SinkReceiver};

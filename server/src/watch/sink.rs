@@ -107,15 +107,12 @@ pub fn sink() -> (Sink, SinkReceiver) {
 }
 
 /// What a list of events is charged against the budget: their keys and values, roughly.
-fn events_cost(events: &[synod_proto::mvccpb::Event]) -> usize {
+/// (A queued event shares its key and value with every other watcher's copy; charging each
+/// queue in full keeps a stalled stream's budget independent of who else watches.)
+fn events_cost(events: &[super::WatchEvent]) -> usize {
     events
         .iter()
-        .map(|e| {
-            let kv = |kv: &Option<synod_proto::mvccpb::KeyValue>| {
-                kv.as_ref().map_or(0, |kv| kv.key.len() + kv.value.len())
-            };
-            EVENT_OVERHEAD + kv(&e.kv) + kv(&e.prev_kv)
-        })
+        .map(|e| EVENT_OVERHEAD + e.payload_len())
         .sum()
 }
 
@@ -282,12 +279,15 @@ mod tests {
             revision: revs.last().copied().unwrap_or(0),
             events: revs
                 .iter()
-                .map(|r| Event {
-                    kv: Some(KeyValue {
-                        mod_revision: *r,
+                .map(|r| {
+                    Event {
+                        kv: Some(KeyValue {
+                            mod_revision: *r,
+                            ..Default::default()
+                        }),
                         ..Default::default()
-                    }),
-                    ..Default::default()
+                    }
+                    .into()
                 })
                 .collect(),
         }
@@ -305,7 +305,8 @@ mod tests {
                     ..Default::default()
                 }),
                 ..Default::default()
-            }],
+            }
+            .into()],
         }
     }
 
