@@ -8,7 +8,20 @@ use synod::{launch, server};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Opts this process out of transparent huge pages. mimalloc asks for them on its arenas, and
+/// then every 2 MiB region it touches is resident in full: an idle member held 53 MB of
+/// anonymous memory (all of it huge pages) instead of 28 MB, and the kernel spent up to 9% of a
+/// put load zeroing fresh huge pages. Best effort: where the call is refused nothing changes.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    disable_transparent_huge_pages();
     let parsed = match config::from_process() {
         Ok(p) => p,
         Err(e) => {

@@ -38,6 +38,9 @@ use super::TypeConfig;
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 
+/// redb's page cache for the log (its default is 1 GiB). Recent entries are served from the
+/// tail cache; the pages redb keeps are mostly the ones the next appends rewrite.
+const LOG_CACHE_BYTES: usize = 16 << 20;
 /// How many durable entries the tail cache keeps for replication reads.
 const CACHE_KEEP: usize = 8192;
 /// The most queued operations one group commit takes.
@@ -108,7 +111,9 @@ pub struct LogReader {
 impl LogStore {
     /// Opens (or creates) the log file and starts its writer thread.
     pub fn open(path: &Path) -> io::Result<LogStore> {
-        let db = Database::create(path)
+        let db = redb::Builder::new()
+            .set_cache_size(LOG_CACHE_BYTES)
+            .create(path)
             .map_err(|e| io_err(format!("open raft log {}: {e}", path.display())))?;
         let db = Arc::new(db);
         let mut tail = Tail::default();
