@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# ZooKeeper 3.8 vs synod's embedded ZooKeeper gateway, measured with benches/zk-bench (a
-# ZooKeeper-protocol load generator written here), one or more scenarios per invocation:
+# ZooKeeper 3.8 vs synod's embedded ZooKeeper gateway, measured with `synod-bench zk`
+# (benches/synod-bench: a ZooKeeper-protocol load generator written here), one or more
+# scenarios per invocation:
 #
 #   benches/zk-benchmark.sh [--smoke] [scenario ...]   scenarios: create set get, all (= every one);
 #                                                      default: all
 #
-# Every scenario runs `zk-bench --endpoints <zk addr> --sessions 16 --op <scenario> --total N
-# --value-size 256 --pipeline 1 --json`: 16 sessions, one TCP connection each, each a
+# Every scenario runs `synod-bench zk <scenario> --endpoints <zk addr> --sessions 16 --total N
+# --value-size 256 --pipeline 1 --json <file>`: 16 sessions, one TCP connection each, each a
 # synchronous client (one request outstanding), sharing N operations:
 #
 #   create  N persistent znodes with 256-byte data, distinct paths under one parent
@@ -37,9 +38,9 @@
 # is (re)written after every scenario to benches/results/zk-<UTC date>.md (RESULTS overrides),
 # and printed at the end. Every server is stopped on exit.
 #
-# A run whose replies carried errors (zk-bench exit status 1) is kept in the report with its
+# A run whose replies carried errors (synod-bench exit status 1) is kept in the report with its
 # error count, and makes the script's exit status 1 at the end (ALLOW_ERRORS=1: 0). A run that
-# could not complete (zk-bench exit status 2: connection lost, malformed reply, timeout) or a
+# could not complete (synod-bench exit status 2: connection lost, malformed reply, timeout) or a
 # server that dies stops the script at once with the tails of the output and the server log, and
 # keeps the temp dir.
 #
@@ -52,12 +53,12 @@
 #   SESSIONS       sessions (default 16)           VALUE_SIZE  bytes per value (default 256)
 #   PIPELINE       requests outstanding per session (default 1)
 #   NODES          set/get: znodes (default 1000)  WARMUP      untimed operations first (default 0)
-#   BENCH_TIMEOUT  seconds one zk-bench run may take (default 600)
+#   BENCH_TIMEOUT  seconds one synod-bench run may take (default 600)
 #   RESULTS        the report's path (default benches/results/zk-<date>.md)
 #   ALLOW_ERRORS   1: exit 0 even if some replies carried errors
 #   SYNOD_BIN      default <target>/release/synod (cargo build --release -p synod)
-#   ZK_BENCH_BIN   default <target>/release/zk-bench, built with `cargo build --release -p zk-bench`
-#                  if missing
+#   SYNOD_BENCH_BIN  default <target>/release/synod-bench, built with
+#                  `cargo build --release -p synod-bench` if missing
 #   JAVA           default java;  ZK_CLASSPATH  default Debian's jars under /usr/share/java
 set -euo pipefail
 export LC_NUMERIC=C
@@ -122,14 +123,14 @@ else
 for k in sys.argv[2].lstrip(".").split("."): v=v[k]
 print(v)' "$1" "$2"; }
 fi
-if [ -z "${ZK_BENCH_BIN:-}" ]; then
-    ZK_BENCH_BIN="$target_dir/release/zk-bench"
-    if [ ! -x "$ZK_BENCH_BIN" ]; then
-        echo "zk-benchmark: building zk-bench (cargo build --release -p zk-bench)" >&2
-        (cd "$ROOT" && cargo build --release -p zk-bench) || die "could not build zk-bench"
+if [ -z "${SYNOD_BENCH_BIN:-}" ]; then
+    SYNOD_BENCH_BIN="$target_dir/release/synod-bench"
+    if [ ! -x "$SYNOD_BENCH_BIN" ]; then
+        echo "zk-benchmark: building synod-bench (cargo build --release -p synod-bench)" >&2
+        (cd "$ROOT" && cargo build --release -p synod-bench) || die "could not build synod-bench"
     fi
 fi
-[ -x "$ZK_BENCH_BIN" ] || die "zk-bench not found at $ZK_BENCH_BIN"
+[ -x "$SYNOD_BENCH_BIN" ] || die "synod-bench not found at $SYNOD_BENCH_BIN"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/synod-zk-bench.XXXXXX")"
 KEEP_WORK=
@@ -233,9 +234,10 @@ EOF
     tail -40 "$LOG" >&2; KEEP_WORK=1; die "$flavor not serving after 30 s"
 }
 
+# show_run <run dir>: the tails of synod-bench's output and of the server log.
 show_run() {
-    echo "--- zk-bench output of $1:" >&2
-    tail -20 "$1" >&2 || true
+    echo "--- synod-bench output in $1:" >&2
+    tail -20 "$1/synod-bench.out" "$1/synod-bench.err" >&2 || true
     echo "--- server log (tail) $LOG:" >&2
     tail -40 "$LOG" >&2 || true
 }
@@ -254,31 +256,32 @@ bench() {
     sync
     start_server "$flavor" "$id"
     VERSIONS[$flavor]="$VERSION"
-    out="$WORK/$id/zk-bench.json"
-    local args=(--endpoints "$ENDPOINT" --sessions "$SESSIONS" --op "$scen" --total "$TOTAL"
+    out="$WORK/$id/synod-bench.json"
+    local args=(zk "$scen" --endpoints "$ENDPOINT" --sessions "$SESSIONS" --total "$TOTAL"
         --value-size "$VALUE_SIZE" --pipeline "$PIPELINE" --nodes "$NODES" --warmup "$WARMUP"
-        --timeout "$BENCH_TIMEOUT" --json)
-    echo "--- $scen: $flavor round $round: zk-bench ${args[*]}" >&2
-    timeout "$((BENCH_TIMEOUT + 30))" "$ZK_BENCH_BIN" "${args[@]}" >"$out" 2>"$WORK/$id/zk-bench.err" || rc=$?
+        --timeout "$BENCH_TIMEOUT" --json "$out" --quiet)
+    echo "--- $scen: $flavor round $round: synod-bench ${args[*]}" >&2
+    timeout "$((BENCH_TIMEOUT + 30))" "$SYNOD_BENCH_BIN" "${args[@]}" >"$WORK/$id/synod-bench.out" \
+        2>"$WORK/$id/synod-bench.err" || rc=$?
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
-        KEEP_WORK=1; cat "$WORK/$id/zk-bench.err" >&2; show_run "$out"
-        die "$scen: zk-bench against $flavor failed (exit status $rc)"
+        KEEP_WORK=1; show_run "$WORK/$id"
+        die "$scen: synod-bench against $flavor failed (exit status $rc)"
     fi
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        KEEP_WORK=1; show_run "$out"; die "$scen: $flavor exited during the benchmark"
+        KEEP_WORK=1; show_run "$WORK/$id"; die "$scen: $flavor exited during the benchmark"
     fi
     stop_server
     local tput p50 p99 p999 nerr codes
-    tput="$(jget "$out" .ok_throughput)" && p50="$(jget "$out" .latency_ms.p50)" &&
+    tput="$(jget "$out" .throughput)" && p50="$(jget "$out" .latency_ms.p50)" &&
         p99="$(jget "$out" .latency_ms.p99)" && p999="$(jget "$out" .latency_ms.p999)" &&
         nerr="$(jget "$out" .errors)" ||
-        { KEEP_WORK=1; show_run "$out"; die "$scen: could not parse zk-bench's output ($out)"; }
-    codes="$(jq -c .error_codes "$out" 2>/dev/null || echo '?')"
+        { KEEP_WORK=1; show_run "$WORK/$id"; die "$scen: could not parse synod-bench's record ($out)"; }
+    codes="$(jq -c .params.errors_by_code "$out" 2>/dev/null || echo '?')"
     local wnerr
-    wnerr="$(jget "$out" .warmup_errors 2>/dev/null || echo 0)"
+    wnerr="$(jget "$out" .params.warmup_errors 2>/dev/null || echo 0)"
     if [ "$wnerr" != 0 ]; then
         echo "zk-benchmark: WARNING: $scen against $flavor: $wnerr error replies in the warmup" \
-            "(by code: $(jq -c .warmup_error_codes "$out" 2>/dev/null || echo '?'))" >&2
+            "(by code: $(jq -c .params.warmup_errors_by_code "$out" 2>/dev/null || echo '?'))" >&2
     fi
     if [ "$nerr" != 0 ] || [ "$wnerr" != 0 ]; then ERROR_RUNS=$((ERROR_RUNS + 1)); fi
     if [ "$nerr" != 0 ]; then
@@ -298,8 +301,8 @@ write_report() {
     {
         echo "# ZooKeeper protocol benchmark: synod's gateway vs ZooKeeper"
         echo
-        echo "\`zk-bench --sessions $SESSIONS --op <scenario> --total $TOTAL --value-size $VALUE_SIZE --pipeline $PIPELINE\`"
-        echo "(benches/zk-bench; set/get over --nodes $NODES znodes created first, untimed; --warmup $WARMUP),"
+        echo "\`synod-bench zk <scenario> --sessions $SESSIONS --total $TOTAL --value-size $VALUE_SIZE --pipeline $PIPELINE\`"
+        echo "(benches/synod-bench; set/get over --nodes $NODES znodes created first, untimed; --warmup $WARMUP),"
         echo "$SESSIONS sessions, each one connection with one request outstanding at a time; a fresh"
         echo "server per run on 127.0.0.1 with a new data dir, both durable (ZooKeeper forceSync=yes,"
         echo "synod's defaults); runs alternating, $ROUNDS round(s); \`benches/zk-benchmark.sh\`."
