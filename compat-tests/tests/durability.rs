@@ -1,6 +1,7 @@
 //! Durability: every write a client saw acknowledged survives `kill -9` and restart, exactly
 //! once — on a single member under concurrent load, and on a 3-member cluster whose leader is
-//! killed mid-load.
+//! killed mid-load. And a member stopped while the others wrote past what their logs keep
+//! catches up from a snapshot, with every key.
 //!
 //! Each writer puts keys of its own (`w/<writer>/<n>`) one after another and remembers which
 //! puts were acknowledged. After the crash every acknowledged key must be there with its value
@@ -242,4 +243,79 @@ fn acknowledged_writes_survive_kill_9_of_the_leader_of_a_three_member_cluster() 
             outcome.acked.len()
         );
     }
+}
+
+/// Puts of the snapshot catch-up test: past `--snapshot-count` (1000) plus the 5000 entries a
+/// member keeps after a snapshot, so the log the stopped member needs is purged.
+const CATCH_UP_PUTS: usize = 8_000;
+const CATCH_UP_WRITERS: usize = 8;
+
+#[test]
+fn a_member_stopped_while_the_log_was_purged_catches_up_from_a_snapshot() {
+    let spec = compat_tests::MemberSpec::new(Flavor::Synod)
+        .arg("--snapshot-count")
+        .arg("1000");
+    let mut cluster = Cluster::start_with(spec, 3);
+    let leader = cluster.leader_index().expect("a leader");
+    let lagging = (leader + 1) % 3;
+    cluster.members[lagging].kill9();
+    let others: Vec<String> = cluster
+        .endpoints()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != lagging)
+        .map(|(_, e)| e)
+        .collect();
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let client = client_for(&others).await;
+        let deadline = Instant::now() + LOAD_TIME_LIMIT * 3;
+        let mut writers = Vec::new();
+        for w in 0..CATCH_UP_WRITERS {
+            let mut c = client.clone();
+            writers.push(tokio::spawn(async move {
+                for i in (w..CATCH_UP_PUTS).step_by(CATCH_UP_WRITERS) {
+                    let key = format!("w/snap/{i:05}");
+                    loop {
+                        assert!(Instant::now() < deadline, "puts not done in time");
+                        if c.put(key.as_str(), value_of(&key), None).await.is_ok() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }));
+        }
+        for w in writers {
+            w.await.expect("writer");
+        }
+    });
+
+    // Back up: the leader no longer has the entries it missed, only a snapshot.
+    cluster.members[lagging].restart();
+    let endpoint = cluster.members[lagging].endpoint();
+    let stored = runtime.block_on(async {
+        let deadline = Instant::now() + LOAD_TIME_LIMIT;
+        loop {
+            // This member's own store, after a read barrier.
+            let stored = stored_keys(&endpoint).await;
+            let caught_up = stored.iter().filter(|(k, _, _)| k.starts_with("w/snap/")).count();
+            if caught_up >= CATCH_UP_PUTS || Instant::now() >= deadline {
+                return stored;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let snap: Vec<_> = stored.iter().filter(|(k, _, _)| k.starts_with("w/snap/")).collect();
+    assert_eq!(snap.len(), CATCH_UP_PUTS, "keys on the restarted member");
+    for (k, v, _) in &snap {
+        assert_eq!(v, &value_of(k), "value of {k} on the restarted member");
+    }
+    let log = cluster.members[lagging].log();
+    assert!(
+        log.contains("installed a snapshot from the leader"),
+        "the restarted member caught up without a snapshot install:\n{}",
+        cluster.members[lagging].log_tail(40)
+    );
 }

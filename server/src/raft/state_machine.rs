@@ -357,6 +357,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(io_err)?;
         let revision = batch.current_revision();
         batch.commit(true).map_err(io_err)?;
+        tracing::info!(
+            revision,
+            bytes = data.len(),
+            "installed a snapshot from the leader"
+        );
         for observer in &self.observers {
             observer.restored(revision);
         }
