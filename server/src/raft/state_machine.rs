@@ -254,20 +254,31 @@ fn position(view: &ReadView) -> io::Result<(Option<LogId>, StoredMembership)> {
 }
 
 impl StateMachine {
-    /// The store as it is now, as a snapshot. The view is taken first and the store synced
-    /// after: everything the view holds is then durable, so openraft may purge the log up to
-    /// the snapshot's last log id.
-    fn take_snapshot(&self) -> Result<Snapshot, io::Error> {
+    /// The store as it is now, as a snapshot (with its bytes only if `serialise`), recorded as
+    /// the current one. The view is taken first and the store synced after: everything the
+    /// view holds is then durable, so openraft may purge the log up to the snapshot's last log
+    /// id.
+    fn take_snapshot(&self, serialise: bool) -> Result<Snapshot, io::Error> {
         let view = self.store.read().map_err(io_err)?;
-        let data = view.snapshot_bytes().map_err(io_err)?;
+        let data = if serialise {
+            view.snapshot_bytes().map_err(io_err)?
+        } else {
+            Vec::new()
+        };
         let (last_log_id, last_membership) = position(&view)?;
         drop(view);
         self.store.sync().map_err(io_err)?;
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+        };
+        *self
+            .shared
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(meta.clone());
         Ok(Snapshot {
-            meta: SnapshotMeta {
-                last_log_id,
-                last_membership,
-            },
+            meta,
             snapshot: std::io::Cursor::new(data),
         })
     }
@@ -283,23 +294,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     /// follower needs them (`get_current_snapshot`). Serialising the whole store every
     /// `--snapshot-count` entries cost a copy of the data in memory and seconds of CPU at 1M keys.
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let view = self.store.read().map_err(io_err)?;
-        let (last_log_id, last_membership) = position(&view)?;
-        drop(view);
-        self.store.sync().map_err(io_err)?;
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership,
-        };
-        *self
-            .shared
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(meta.clone());
-        Ok(Snapshot {
-            meta,
-            snapshot: std::io::Cursor::new(Vec::new()),
-        })
+        self.take_snapshot(false)
     }
 }
 
@@ -385,13 +380,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if !built {
             return Ok(None);
         }
-        let snapshot = self.take_snapshot()?;
-        *self
-            .shared
-            .current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(snapshot.meta.clone());
-        Ok(Some(snapshot))
+        self.take_snapshot(true).map(Some)
     }
 }
 

@@ -17,26 +17,10 @@ pub fn run(ctx: &mut Ctx, flavor: Flavor, round: u32) -> Result<(), String> {
     let timeout = ctx.sizes.timeout;
     let sizes = ctx.sizes.growth.clone();
     let ranges = ctx.sizes.growth_ranges.clone();
-    let put_total = ctx.sizes.growth_put.to_string();
+    let put_total = ctx.sizes.growth_put;
     for size in sizes {
-        let keys = size.to_string();
         // Keys 0..size (the ones loaded before are written again).
-        let load = loadgen::args(&[
-            "put",
-            "--clients",
-            "50",
-            "--conns",
-            "10",
-            "--total",
-            &keys,
-            "--key-size",
-            "8",
-            "--val-size",
-            "256",
-            "--key-space",
-            &keys,
-            "--sequential-keys",
-        ]);
+        let load = loadgen::put_args(size, size, true);
         let done = loadgen::run("etcd", &load, &url, &dir, &format!("load-{size}"), timeout)?;
         server.check_alive()?;
         push(
@@ -51,21 +35,7 @@ pub fn run(ctx: &mut Ctx, flavor: Flavor, round: u32) -> Result<(), String> {
         );
         super::sync_disks();
 
-        let put = loadgen::args(&[
-            "put",
-            "--clients",
-            "50",
-            "--conns",
-            "10",
-            "--total",
-            &put_total,
-            "--key-size",
-            "8",
-            "--val-size",
-            "256",
-            "--key-space",
-            &keys,
-        ]);
+        let put = loadgen::put_args(put_total, size, false);
         let done = loadgen::run("etcd", &put, &url, &dir, &format!("put-{size}"), timeout)?;
         server.check_alive()?;
         push(

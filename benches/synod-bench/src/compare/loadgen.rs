@@ -86,3 +86,28 @@ pub fn command_line(face: &str, args: &[String]) -> String {
 pub fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
+
+/// `put` with 50 clients on 10 connections, 8-byte keys and 256-byte values: `total` puts over
+/// `key_space` keys, random ones, or with `sequential` keys 0, 1, ... (a load of distinct keys).
+pub fn put_args(total: u64, key_space: u64, sequential: bool) -> Vec<String> {
+    let (total, key_space) = (total.to_string(), key_space.to_string());
+    let mut a = args(&[
+        "put",
+        "--clients",
+        "50",
+        "--conns",
+        "10",
+        "--total",
+        &total,
+        "--key-size",
+        "8",
+        "--val-size",
+        "256",
+        "--key-space",
+        &key_space,
+    ]);
+    if sequential {
+        a.push("--sequential-keys".into());
+    }
+    a
+}

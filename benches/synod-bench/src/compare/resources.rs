@@ -19,23 +19,7 @@ pub fn run(ctx: &mut Ctx, flavor: Flavor, round: u32) -> Result<(), String> {
     let dir = ctx.run_dir("resources", flavor, round)?;
     let mut server = Server::start(flavor, 1, false, &dir, &ctx.bins, &ctx.grpc)?;
     let addr = server.endpoints().into_iter().next().ok_or("no endpoint")?;
-    let keys = ctx.sizes.keys.to_string();
-    let args = loadgen::args(&[
-        "put",
-        "--clients",
-        "50",
-        "--conns",
-        "10",
-        "--total",
-        &keys,
-        "--key-size",
-        "8",
-        "--val-size",
-        "256",
-        "--key-space",
-        &keys,
-        "--sequential-keys",
-    ]);
+    let args = loadgen::put_args(ctx.sizes.keys, ctx.sizes.keys, true);
     let timeout = ctx.sizes.timeout;
     let done = loadgen::run(
         "etcd",

@@ -21,6 +21,17 @@ pub enum Line {
     Failure(Failure),
 }
 
+/// The comparison's machine line (a default one if the file has none).
+pub fn machine(lines: &[Line]) -> Machine {
+    lines
+        .iter()
+        .find_map(|l| match l {
+            Line::Machine(m) => Some(m.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Machine {
     /// UTC, `YYYY-MM-DDTHH:MMZ`, when the comparison started.

@@ -10,16 +10,7 @@ use super::targets::{Better, Metric, Pick, GROWTH_BAND, METRICS};
 
 pub fn render(lines: &[Line]) -> String {
     let mut out = String::new();
-    let machine = lines
-        .iter()
-        .find_map(|l| {
-            if let Line::Machine(m) = l {
-                Some(m.clone())
-            } else {
-                None
-            }
-        })
-        .unwrap_or_default();
+    let machine = super::lines::machine(lines);
     header(&mut out, &machine);
     summary(&mut out, lines);
     problems(&mut out, lines);

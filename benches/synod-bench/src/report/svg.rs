@@ -22,16 +22,7 @@ struct Bar {
 }
 
 pub fn render(lines: &[Line]) -> String {
-    let machine = lines
-        .iter()
-        .find_map(|l| {
-            if let Line::Machine(m) = l {
-                Some(m.clone())
-            } else {
-                None
-            }
-        })
-        .unwrap_or_default();
+    let machine = super::lines::machine(lines);
     let bars: Vec<Bar> = METRICS
         .iter()
         .filter_map(|m| {
