@@ -192,6 +192,63 @@ fn a_corrupt_state_file_is_a_clear_startup_error_and_is_left_untouched() {
     );
 }
 
+#[test]
+fn a_raft_log_segment_damaged_before_the_newest_is_a_clear_startup_error_and_is_left_untouched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    // A member bootstraps (its first Raft records reach the log), then is killed.
+    let mut child = Command::new(synod_bin())
+        .args(member_args(&data, free_port(), free_port()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn synod");
+    let wal = data.join("member").join("raft-wal");
+    let first = wal.join("0000000000000001.wal");
+    // The header record is 29 bytes; wait for the record after it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read(&first)
+        .map(|b| b.len() < 33 || b[29..33] == [0, 0, 0, 0])
+        .unwrap_or(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "synod wrote no Raft record within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // One flipped bit inside that record, and a newer (empty) segment after it.
+    let mut bytes = std::fs::read(&first).expect("read segment");
+    bytes[29 + 10] ^= 0x01;
+    std::fs::write(&first, &bytes).expect("write segment");
+    std::fs::write(wal.join("0000000000000002.wal"), b"").expect("newer segment");
+    let (code, out) = run_to_exit(&synod_bin(), &member_args(&data, free_port(), free_port()));
+    assert_clean_failure(code, &out, "synod");
+    assert!(
+        out.contains("0000000000000001.wal") && out.contains("not the newest"),
+        "the error does not name the damaged segment:\n{out}"
+    );
+    assert_eq!(
+        std::fs::read(&first).expect("read back"),
+        bytes,
+        "the damaged segment was modified"
+    );
+}
+
+#[test]
+fn a_raft_log_of_the_earlier_redb_format_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let member = data.join("member");
+    std::fs::create_dir_all(&member).expect("mkdir");
+    std::fs::write(member.join("raft-log.redb"), b"an old log").expect("write");
+    let (code, out) = run_to_exit(&synod_bin(), &member_args(&data, free_port(), free_port()));
+    assert_clean_failure(code, &out, "synod");
+    assert!(out.contains("raft-log.redb"), "synod said:\n{out}");
+}
+
 /// Sends `bytes` on a fresh connection and reads until the server closes or 2 s pass.
 fn send_raw(endpoint: &str, bytes: &[u8]) {
     let mut s = TcpStream::connect(endpoint).expect("connect");

@@ -166,7 +166,17 @@ impl Node {
                 member_dir.join("state.redb").display()
             ))
         })?;
-        let log = LogStore::open(&member_dir.join("raft-log.redb"))
+        let legacy_log = member_dir.join("raft-log.redb");
+        if legacy_log.exists() {
+            // Development builds before the segment log kept it in redb; nothing released did.
+            return Err(StartError::Store(format!(
+                "{}: a Raft log in the format of an earlier development build; this Synod keeps \
+                 its log in {}/ (start from an empty data directory)",
+                legacy_log.display(),
+                member_dir.join("raft-wal").display()
+            )));
+        }
+        let log = LogStore::open(&member_dir.join("raft-wal"))
             .map_err(|e| StartError::Store(e.to_string()))?;
 
         let hb = settings.heartbeat_interval.as_millis().max(10) as u64;

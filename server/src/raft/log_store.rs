@@ -1,46 +1,41 @@
-//! The Raft log on redb, with group commit.
+//! The Raft log with group commit, on the segment files of [`super::wal`].
 //!
 //! openraft hands us appends one batch at a time and only needs to hear back (through the
-//! `IOFlushed` callback) once they are durable. A single writer thread owns every write to the log
-//! file: it drains whatever appends, truncations, purges and votes are queued, writes them all in
-//! ONE redb transaction (one fsync), and only then fires the callbacks. Under load many client
-//! writes therefore share one fsync — the same trick etcd's WAL plays.
+//! `IOFlushed` callback) once they are durable. A single writer thread owns every write to the
+//! log: it drains whatever appends, truncations, purges and votes are queued, encodes them as
+//! records into one buffer, writes it with ONE `pwrite` and makes it durable with ONE
+//! `fdatasync`, and only then fires the callbacks. Under load many client writes share one
+//! sync, the same trick etcd's WAL plays; with one client, a write costs one small append and
+//! one sync, nothing more.
 //!
 //! Appended entries are visible to readers at once through an in-memory tail cache, because the
 //! leader replicates entries before they are locally durable. The cache never drops an entry
-//! that is not yet in the file.
+//! that is not yet on disk; older entries are read back from their segment by position (the
+//! in-memory location index, rebuilt by replaying the segments at start).
 //!
-//! On-disk layout (file `raft-log.redb` in the member directory):
-//! - table `raft_log`: `u64` log index -> postcard-encoded openraft `Entry`.
-//! - table `raft_meta`: `"vote"` -> postcard `Vote`; `"committed"` -> postcard `Option<LogId>`;
-//!   `"last_purged"` -> postcard `LogId`.
-//!
-//! This module must never acknowledge an append before the fsync that covers it.
+//! Segments whose entries are all purged (they are in the state machine) are deleted after the
+//! purge is durable. This module must never acknowledge an append before the sync that covers
+//! it, and never write again after a failed write or sync (the file's state is then unknown).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 use openraft::entry::RaftEntry;
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use super::storage_codec::{decode, encode, io_err};
 use super::typ::{Entry, IOFlushed, LogId, LogState, Vote};
+use super::wal::{self, Kind, Segment};
 use super::TypeConfig;
 
-const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
-
-/// redb's page cache for the log (its default is 1 GiB). Recent entries are served from the
-/// tail cache; the pages redb keeps are mostly the ones the next appends rewrite.
-const LOG_CACHE_BYTES: usize = 16 << 20;
 /// How many durable entries the tail cache keeps for replication reads.
 const CACHE_KEEP: usize = 8192;
 /// The most queued operations one group commit takes.
@@ -62,26 +57,98 @@ enum Op {
         upto: LogId,
         done: oneshot::Sender<io::Result<()>>,
     },
-    Meta {
-        key: &'static str,
+    Vote {
         value: Vec<u8>,
-        done: Option<oneshot::Sender<io::Result<()>>>,
+        done: oneshot::Sender<io::Result<()>>,
     },
+}
+
+/// Where a durable entry's record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Location {
+    seq: u64,
+    offset: u64,
+    len: u32,
+}
+
+/// The durable entries' locations: index `first + i` is at `at[i]`; no holes.
+#[derive(Default)]
+struct Locations {
+    first: u64,
+    at: VecDeque<Location>,
+}
+
+impl Locations {
+    fn last(&self) -> Option<u64> {
+        (!self.at.is_empty()).then(|| self.first + self.at.len() as u64 - 1)
+    }
+
+    /// Records entry `index`. An index at or below the last one replaces it and everything
+    /// after (what a truncation followed by appends leaves); one just above appends. A hole is
+    /// refused.
+    fn put(&mut self, index: u64, loc: Location) -> Result<(), String> {
+        match self.last() {
+            None => {
+                self.first = index;
+                self.at.push_back(loc);
+            }
+            Some(last) if index == last + 1 => self.at.push_back(loc),
+            Some(_) if index >= self.first => {
+                self.truncate_after(Some(index - 1));
+                self.at.push_back(loc);
+            }
+            Some(_) if index + 1 == self.first => {
+                // Below everything kept: nothing survives after it.
+                self.at.clear();
+                self.first = index;
+                self.at.push_back(loc);
+            }
+            Some(last) => return Err(format!("entry {index} leaves a hole after entry {last}")),
+        }
+        Ok(())
+    }
+
+    fn truncate_after(&mut self, after: Option<u64>) {
+        let keep = match after {
+            None => 0,
+            Some(a) if a < self.first => 0,
+            Some(a) => (a - self.first + 1).min(self.at.len() as u64) as usize,
+        };
+        self.at.truncate(keep);
+    }
+
+    fn purge(&mut self, upto: u64) {
+        while !self.at.is_empty() && self.first <= upto {
+            self.at.pop_front();
+            self.first += 1;
+        }
+        if self.at.is_empty() {
+            self.first = self.first.max(upto + 1);
+        }
+    }
+
+    fn get(&self, index: u64) -> Option<Location> {
+        index
+            .checked_sub(self.first)
+            .and_then(|i| self.at.get(i as usize).copied())
+    }
 }
 
 #[derive(Default)]
 struct Tail {
     /// Recent entries, contiguous up to the last appended one.
     entries: BTreeMap<u64, Entry>,
-    /// Highest index known to be in the file.
+    /// Highest index known to be on disk.
     flushed: Option<u64>,
     last_log_id: Option<LogId>,
     last_purged: Option<LogId>,
     vote: Option<Vote>,
+    locations: Locations,
+    /// Every segment that may hold a durable entry, for readers.
+    segments: BTreeMap<u64, Arc<Segment>>,
 }
 
 struct Shared {
-    db: Arc<Database>,
     tail: Mutex<Tail>,
     /// The latest `committed` log id, written with the next group commit.
     pending_committed: Mutex<Option<Vec<u8>>>,
@@ -108,64 +175,38 @@ pub struct LogReader {
     shared: Arc<Shared>,
 }
 
+/// What replaying the segments found.
+struct Replayed {
+    tail: Tail,
+    committed: Option<LogId>,
+    writer: Writer,
+}
+
 impl LogStore {
-    /// Opens (or creates) the log file and starts its writer thread.
-    pub fn open(path: &Path) -> io::Result<LogStore> {
-        let db = redb::Builder::new()
-            .set_cache_size(LOG_CACHE_BYTES)
-            .create(path)
-            .map_err(|e| io_err(format!("open raft log {}: {e}", path.display())))?;
-        let db = Arc::new(db);
-        let mut tail = Tail::default();
-        let committed;
-        {
-            let w = db.begin_write().map_err(io_err)?;
-            {
-                w.open_table(ENTRIES).map_err(io_err)?;
-                w.open_table(META).map_err(io_err)?;
-            }
-            w.commit().map_err(io_err)?;
-            let r = db.begin_read().map_err(io_err)?;
-            let meta = r.open_table(META).map_err(io_err)?;
-            tail.vote = meta
-                .get("vote")
-                .map_err(io_err)?
-                .map(|v| decode(v.value()))
-                .transpose()?;
-            tail.last_purged = meta
-                .get("last_purged")
-                .map_err(io_err)?
-                .map(|v| decode(v.value()))
-                .transpose()?;
-            committed = meta
-                .get("committed")
-                .map_err(io_err)?
-                .map(|v| decode::<Option<LogId>>(v.value()))
-                .transpose()?
-                .flatten();
-            let entries = r.open_table(ENTRIES).map_err(io_err)?;
-            let last = entries
-                .last()
-                .map_err(io_err)?
-                .map(|(k, v)| (k.value(), v.value().to_vec()));
-            if let Some((k, v)) = last {
-                let e: Entry = decode(&v)?;
-                tail.flushed = Some(k);
-                tail.last_log_id = Some(e.log_id());
-            } else {
-                tail.last_log_id = tail.last_purged.clone();
-            }
-        }
+    /// Opens (or creates) the log in directory `dir` and starts its writer thread.
+    pub fn open(dir: &Path) -> io::Result<LogStore> {
+        Self::open_with_segments_of(dir, wal::SEGMENT_BYTES)
+    }
+
+    /// [`LogStore::open`] with segments of `segment_bytes` (tests roll over small ones).
+    fn open_with_segments_of(dir: &Path, segment_bytes: u64) -> io::Result<LogStore> {
+        let in_dir =
+            |e: io::Error| io::Error::new(e.kind(), format!("raft log {}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(in_dir)?;
+        let Replayed {
+            tail,
+            committed,
+            writer,
+        } = replay(dir, segment_bytes).map_err(in_dir)?;
         let shared = Arc::new(Shared {
-            db,
             tail: Mutex::new(tail),
             pending_committed: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel();
-        let writer = shared.clone();
+        let for_writer = shared.clone();
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer_loop(writer, rx))
+            .spawn(move || writer_loop(for_writer, writer, rx))
             .map_err(io_err)?;
         Ok(LogStore {
             shared,
@@ -190,7 +231,357 @@ impl LogStore {
     }
 }
 
-fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Op>) {
+/// Rebuilds the log's state from every segment in `dir`, oldest first.
+fn replay(dir: &Path, segment_bytes: u64) -> io::Result<Replayed> {
+    let mut tail = Tail::default();
+    let mut committed = None;
+    let mut seg_last = BTreeMap::new();
+    let mut state = DurableState::default();
+    let listed = wal::list_segments(dir)?;
+    let mut active = None;
+    let count = listed.len();
+    // The lowest index after a hole between segments (a segment deleted after a purge whose
+    // deletion did not reach the disk before a crash): a later purge must cover it.
+    let mut hole_below: Option<u64> = None;
+    for (i, (seq, path)) in listed.into_iter().enumerate() {
+        let last = i + 1 == count;
+        let (segment, records, end) = Segment::open(seq, &path, last, segment_bytes)?;
+        let corrupt = |what: String| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("segment {}: {what}", path.display()),
+            )
+        };
+        for r in records {
+            match r.kind {
+                Kind::Header => {}
+                Kind::Entry => {
+                    let index = entry_index(&r.body).map_err(|e| corrupt(e.to_string()))?;
+                    let loc = Location {
+                        seq,
+                        offset: r.offset,
+                        len: r.len,
+                    };
+                    if let Err(e) = tail.locations.put(index, loc) {
+                        // Only acceptable where an older segment's entries were purged.
+                        tracing::debug!(reason = %e, "raft log replay: entries resume after a purged stretch");
+                        tail.locations = Locations::default();
+                        tail.locations.put(index, loc).map_err(corrupt)?;
+                        hole_below = Some(index);
+                    }
+                    let top = seg_last.entry(seq).or_insert(index);
+                    *top = (*top).max(index);
+                }
+                Kind::Truncate => {
+                    let after = decode_truncate(&r.body).map_err(|e| corrupt(e.to_string()))?;
+                    tail.locations.truncate_after(after);
+                }
+                Kind::Purge => {
+                    let upto: LogId = decode(&r.body)?;
+                    tail.locations.purge(upto.index());
+                    tail.last_purged = Some(upto);
+                    state.purged = Some(r.body);
+                }
+                Kind::Vote => {
+                    tail.vote = Some(decode(&r.body)?);
+                    state.vote = Some(r.body);
+                }
+                Kind::Committed => {
+                    committed = decode::<Option<LogId>>(&r.body)?;
+                    state.committed = Some(r.body);
+                }
+            }
+        }
+        let segment = Arc::new(segment);
+        tail.segments.insert(seq, segment.clone());
+        if last {
+            active = Some((segment, end));
+        }
+    }
+    if let Some(hole) = hole_below {
+        let purged = tail.last_purged.as_ref().map_or(0, |p| p.index());
+        if purged + 1 < hole {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("entries before {hole} are missing and were never purged (a segment file was lost)"),
+            ));
+        }
+    }
+    // The last entry's id, read back from its record.
+    tail.last_log_id = match tail.locations.last() {
+        Some(index) => {
+            let loc = tail
+                .locations
+                .get(index)
+                .ok_or_else(|| io_err("raft log: location index out of step"))?;
+            Some(read_entry(&tail.segments, loc)?.log_id())
+        }
+        None => tail.last_purged.clone(),
+    };
+    tail.flushed = tail.locations.last();
+    let (active, offset) = match active {
+        Some(a) => a,
+        None => (Arc::new(Segment::create(dir, 1, segment_bytes)?), 0),
+    };
+    tail.segments.insert(active.seq, active.clone());
+    Ok(Replayed {
+        tail,
+        committed,
+        writer: Writer {
+            dir: dir.to_path_buf(),
+            segment_bytes,
+            active,
+            offset,
+            state,
+            seg_last,
+            buf: Vec::new(),
+            failed: None,
+        },
+    })
+}
+
+fn entry_index(body: &[u8]) -> io::Result<u64> {
+    let b: [u8; 8] = body
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "entry record too short"))?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn decode_truncate(body: &[u8]) -> io::Result<Option<u64>> {
+    match body {
+        [0] => Ok(None),
+        [1, rest @ ..] => entry_index(rest).map(Some),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bad truncate record",
+        )),
+    }
+}
+
+/// Reads and decodes the entry at `loc`.
+fn read_entry(segments: &BTreeMap<u64, Arc<Segment>>, loc: Location) -> io::Result<Entry> {
+    let segment = segments
+        .get(&loc.seq)
+        .ok_or_else(|| io_err(format!("raft log segment {} is gone", loc.seq)))?;
+    let bytes = segment.read_record(loc.offset, loc.len)?;
+    decode_entry_record(&bytes)
+}
+
+fn decode_entry_record(bytes: &[u8]) -> io::Result<Entry> {
+    match wal::parse_record(bytes)? {
+        (Kind::Entry, body) if body.len() >= 8 => decode(&body[8..]),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "raft log: expected an entry record",
+        )),
+    }
+}
+
+/// The latest vote, purge and committed records, re-written at the head of each new segment.
+#[derive(Default)]
+struct DurableState {
+    vote: Option<Vec<u8>>,
+    purged: Option<Vec<u8>>,
+    committed: Option<Vec<u8>>,
+}
+
+/// Owned by the writer thread: the segment being appended to and where.
+struct Writer {
+    dir: PathBuf,
+    segment_bytes: u64,
+    active: Arc<Segment>,
+    offset: u64,
+    state: DurableState,
+    /// The highest entry index written in each segment that has entries.
+    seg_last: BTreeMap<u64, u64>,
+    buf: Vec<u8>,
+    /// Set by the first failed write or sync; every later operation fails with it.
+    failed: Option<String>,
+}
+
+/// What one durable group changed, for the shared state.
+struct Written {
+    /// Per append op, in order: the locations of its entries.
+    locations: Vec<Vec<(u64, Location)>>,
+    /// Segments deleted after a purge.
+    deleted: Vec<u64>,
+    /// A segment started for this group.
+    new_segment: Option<Arc<Segment>>,
+}
+
+impl Writer {
+    fn write_group(&mut self, group: &[Op], committed: Option<Vec<u8>>) -> io::Result<Written> {
+        if let Some(why) = &self.failed {
+            return Err(io_err(format!(
+                "raft log unusable after an earlier failure: {why}"
+            )));
+        }
+        let result = self.try_write_group(group, committed);
+        if let Err(e) = &result {
+            self.failed = Some(e.to_string());
+        }
+        result
+    }
+
+    fn try_write_group(&mut self, group: &[Op], committed: Option<Vec<u8>>) -> io::Result<Written> {
+        self.buf.clear();
+        let mut appended: Vec<Vec<(u64, usize, u32)>> = Vec::new();
+        for op in group {
+            match op {
+                Op::Append { entries, .. } => {
+                    let mut list = Vec::with_capacity(entries.len());
+                    for (index, bytes) in entries {
+                        let at = wal::push_record(
+                            &mut self.buf,
+                            Kind::Entry,
+                            &[&index.to_le_bytes(), bytes],
+                        );
+                        list.push((*index, at, (self.buf.len() - at) as u32));
+                    }
+                    appended.push(list);
+                }
+                Op::Truncate { after, .. } => {
+                    match after {
+                        None => wal::push_record(&mut self.buf, Kind::Truncate, &[&[0]]),
+                        Some(a) => wal::push_record(
+                            &mut self.buf,
+                            Kind::Truncate,
+                            &[&[1], &a.to_le_bytes()],
+                        ),
+                    };
+                }
+                Op::Purge { upto, .. } => {
+                    wal::push_record(&mut self.buf, Kind::Purge, &[&encode(upto)?]);
+                }
+                Op::Vote { value, .. } => {
+                    wal::push_record(&mut self.buf, Kind::Vote, &[value]);
+                }
+            }
+        }
+        if let Some(c) = &committed {
+            wal::push_record(&mut self.buf, Kind::Committed, &[c]);
+        }
+
+        // A full segment: the group goes to a new one.
+        let mut new_segment = None;
+        if self.offset > 0 && self.offset + self.buf.len() as u64 > self.segment_bytes {
+            let next = Arc::new(Segment::create(
+                &self.dir,
+                self.active.seq + 1,
+                self.segment_bytes,
+            )?);
+            self.active = next.clone();
+            self.offset = 0;
+            new_segment = Some(next);
+        }
+        // A fresh segment opens with its header and the state so far.
+        let mut shift = 0;
+        if self.offset == 0 {
+            let mut head = Vec::new();
+            Segment::header(&mut head, self.active.seq);
+            if let Some(v) = &self.state.vote {
+                wal::push_record(&mut head, Kind::Vote, &[v]);
+            }
+            if let Some(p) = &self.state.purged {
+                wal::push_record(&mut head, Kind::Purge, &[p]);
+            }
+            if let Some(c) = &self.state.committed {
+                wal::push_record(&mut head, Kind::Committed, &[c]);
+            }
+            shift = head.len();
+            self.buf.splice(0..0, head);
+        }
+
+        self.active.file.write_all_at(&self.buf, self.offset)?;
+        self.active.file.sync_data()?;
+
+        let base = self.offset + shift as u64;
+        let seq = self.active.seq;
+        self.offset += self.buf.len() as u64;
+        let locations = appended
+            .into_iter()
+            .map(|list| {
+                list.into_iter()
+                    .map(|(index, at, len)| {
+                        let top = self.seg_last.entry(seq).or_insert(index);
+                        *top = (*top).max(index);
+                        (
+                            index,
+                            Location {
+                                seq,
+                                offset: base + at as u64,
+                                len,
+                            },
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+
+        // The group is durable: remember the state for the next segment's head, and drop the
+        // segments a purge emptied.
+        let mut purged_to = None;
+        for op in group {
+            match op {
+                Op::Vote { value, .. } => self.state.vote = Some(value.clone()),
+                Op::Purge { upto, .. } => {
+                    self.state.purged = Some(encode(upto)?);
+                    purged_to = Some(upto.index());
+                }
+                _ => {}
+            }
+        }
+        if committed.is_some() {
+            self.state.committed = committed;
+        }
+        let deleted = match purged_to {
+            Some(upto) => self.delete_purged(upto),
+            None => Vec::new(),
+        };
+        Ok(Written {
+            locations,
+            deleted,
+            new_segment,
+        })
+    }
+
+    /// Deletes every segment older than the active one whose entries are all at or below
+    /// `upto` (or that has none). A failure here loses nothing: the files are deleted later.
+    fn delete_purged(&mut self, upto: u64) -> Vec<u64> {
+        let mut deleted = Vec::new();
+        let Ok(listed) = wal::list_segments(&self.dir) else {
+            return deleted;
+        };
+        for (seq, path) in listed {
+            if seq >= self.active.seq {
+                break;
+            }
+            if self.seg_last.get(&seq).is_some_and(|&last| last > upto) {
+                // Segments are in log order: nothing newer is fully purged either.
+                break;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    self.seg_last.remove(&seq);
+                    deleted.push(seq);
+                }
+                Err(e) => {
+                    tracing::warn!(segment = %path.display(), error = %e, "could not delete a purged raft log segment");
+                    break;
+                }
+            }
+        }
+        if !deleted.is_empty() {
+            if let Err(e) = wal::sync_dir(&self.dir) {
+                tracing::warn!(error = %e, "could not sync the raft log directory after deleting segments");
+            }
+        }
+        deleted
+    }
+}
+
+fn writer_loop(shared: Arc<Shared>, mut writer: Writer, rx: mpsc::Receiver<Op>) {
     let mut committed_saved = Instant::now();
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
@@ -200,8 +591,7 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Op>) {
                 Err(_) => break,
             }
         }
-        // `committed` is a hint for faster recovery; writing it with every group would rewrite
-        // the meta table's pages on every commit, so it is saved at most every interval.
+        // `committed` is a hint for faster recovery; saved at most every interval.
         let committed = if committed_saved.elapsed() >= COMMITTED_SAVE_INTERVAL {
             committed_saved = Instant::now();
             shared
@@ -212,78 +602,45 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Op>) {
         } else {
             None
         };
-        let result = write_group(&shared.db, &group, committed.as_deref());
+        let result = writer.write_group(&group, committed);
         finish_group(&shared, group, result);
     }
 }
 
-fn write_group(db: &Database, group: &[Op], committed: Option<&[u8]>) -> io::Result<()> {
-    let w = db.begin_write().map_err(io_err)?;
-    {
-        let mut entries = w.open_table(ENTRIES).map_err(io_err)?;
-        // Opened only when something in the group needs it: an untouched table costs nothing
-        // at commit, a touched one rewrites its pages.
-        let needs_meta = committed.is_some()
-            || group
-                .iter()
-                .any(|op| matches!(op, Op::Purge { .. } | Op::Meta { .. }));
-        let mut meta = if needs_meta {
-            Some(w.open_table(META).map_err(io_err)?)
-        } else {
-            None
-        };
-        if let (Some(c), Some(meta)) = (committed, meta.as_mut()) {
-            meta.insert("committed", c).map_err(io_err)?;
-        }
-        for op in group {
-            match op {
-                Op::Append { entries: list, .. } => {
-                    for (index, bytes) in list {
-                        entries.insert(*index, bytes.as_slice()).map_err(io_err)?;
-                    }
-                }
-                Op::Truncate { after, .. } => {
-                    let from = after.map_or(0, |a| a + 1);
-                    entries.retain_in(from.., |_, _| false).map_err(io_err)?;
-                }
-                Op::Purge { upto, .. } => {
-                    entries
-                        .retain_in(..=upto.index(), |_, _| false)
-                        .map_err(io_err)?;
-                    if let Some(meta) = meta.as_mut() {
-                        meta.insert("last_purged", encode(upto)?.as_slice())
-                            .map_err(io_err)?;
-                    }
-                }
-                Op::Meta { key, value, .. } => {
-                    if let Some(meta) = meta.as_mut() {
-                        meta.insert(*key, value.as_slice()).map_err(io_err)?;
-                    }
-                }
-            }
-        }
-    }
-    w.commit().map_err(io_err)
-}
-
-fn finish_group(shared: &Shared, group: Vec<Op>, result: io::Result<()>) {
-    let err = |r: &io::Result<()>| match r {
-        Ok(()) => Ok(()),
+fn finish_group(shared: &Shared, group: Vec<Op>, result: io::Result<Written>) {
+    let err = |r: &io::Result<Written>| match r {
+        Ok(_) => Ok(()),
         Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
     };
-    if result.is_ok() {
+    if let Ok(written) = &result {
         let mut tail = shared.tail();
+        if let Some(seg) = &written.new_segment {
+            tail.segments.insert(seg.seq, seg.clone());
+        }
+        let mut appended = written.locations.iter();
         for op in &group {
             match op {
-                Op::Append { last, .. } => tail.flushed = Some(*last),
+                Op::Append { last, .. } => {
+                    for &(index, loc) in appended.next().into_iter().flatten() {
+                        if let Err(e) = tail.locations.put(index, loc) {
+                            tracing::error!(reason = %e, "raft log location index out of step");
+                        }
+                    }
+                    tail.flushed = Some(*last);
+                }
                 Op::Truncate { after, .. } => {
+                    tail.locations.truncate_after(*after);
                     tail.flushed = match (tail.flushed, after) {
                         (Some(f), Some(a)) => Some(f.min(*a)),
                         _ => None,
                     }
                 }
-                _ => {}
+                Op::Purge { upto, .. } => tail.locations.purge(upto.index()),
+                Op::Vote { .. } => {}
             }
+        }
+        for seq in &written.deleted {
+            tail.segments.remove(seq);
         }
         if let Some(flushed) = tail.flushed {
             while tail.entries.len() > CACHE_KEEP {
@@ -299,13 +656,8 @@ fn finish_group(shared: &Shared, group: Vec<Op>, result: io::Result<()>) {
     for op in group {
         match op {
             Op::Append { done, .. } => done.io_completed(err(&result)),
-            Op::Truncate { done, .. } | Op::Purge { done, .. } => {
+            Op::Truncate { done, .. } | Op::Purge { done, .. } | Op::Vote { done, .. } => {
                 let _ = done.send(err(&result));
-            }
-            Op::Meta { done, .. } => {
-                if let Some(done) = done {
-                    let _ = done.send(err(&result));
-                }
             }
         }
     }
@@ -331,7 +683,8 @@ impl RaftLogReader<TypeConfig> for LogReader {
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
         let (start, end) = bounds(&range);
-        let (cached, cache_start) = {
+        // Under the lock: the cached entries, and where the others are on disk.
+        let (cached, on_disk, segments) = {
             let tail = self.shared.tail();
             let cache_start = tail.entries.first_key_value().map(|(k, _)| *k);
             let lo = start.max(cache_start.unwrap_or(u64::MAX));
@@ -341,26 +694,50 @@ impl RaftLogReader<TypeConfig> for LogReader {
                 (Some(_), Some(e)) => tail.entries.range(lo..e).map(|(_, v)| v.clone()).collect(),
                 (Some(_), None) => tail.entries.range(lo..).map(|(_, v)| v.clone()).collect(),
             };
-            (cached, cache_start)
+            let disk_end = match (cache_start, end) {
+                (Some(c), Some(e)) => c.min(e),
+                (Some(c), None) => c,
+                (None, Some(e)) => e,
+                (None, None) => tail.locations.last().map_or(0, |l| l + 1),
+            };
+            let disk_start = start.max(tail.locations.first);
+            let on_disk: Vec<Location> = (disk_start..disk_end)
+                .map_while(|i| tail.locations.get(i))
+                .collect();
+            let segments = if on_disk.is_empty() {
+                BTreeMap::new()
+            } else {
+                tail.segments.clone()
+            };
+            (cached, on_disk, segments)
         };
-        let disk_end = match (cache_start, end) {
-            (Some(c), Some(e)) => Some(c.min(e)),
-            (Some(c), None) => Some(c),
-            (None, e) => e,
-        };
-        let mut out = Vec::new();
-        if disk_end.is_none_or(|d| d > start) {
-            let r = self.shared.db.begin_read().map_err(io_err)?;
-            let t = r.open_table(ENTRIES).map_err(io_err)?;
-            let iter = match disk_end {
-                Some(d) => t.range(start..d),
-                None => t.range(start..),
+        let mut out = Vec::with_capacity(on_disk.len() + cached.len());
+        // Records of consecutive entries are adjacent in a segment: one read per run.
+        let mut i = 0;
+        while i < on_disk.len() {
+            let first = on_disk[i];
+            let mut j = i + 1;
+            let mut run_end = first.offset + u64::from(first.len);
+            while j < on_disk.len()
+                && on_disk[j].seq == first.seq
+                && on_disk[j].offset == run_end
+                && run_end - first.offset < (4 << 20)
+            {
+                run_end += u64::from(on_disk[j].len);
+                j += 1;
             }
-            .map_err(io_err)?;
-            for item in iter {
-                let (_, v) = item.map_err(io_err)?;
-                out.push(decode::<Entry>(v.value())?);
+            let segment = segments
+                .get(&first.seq)
+                .ok_or_else(|| io_err(format!("raft log segment {} is gone", first.seq)))?;
+            let mut buf = vec![0u8; (run_end - first.offset) as usize];
+            segment.file.read_exact_at(&mut buf, first.offset)?;
+            let mut at = 0usize;
+            for loc in &on_disk[i..j] {
+                let len = loc.len as usize;
+                out.push(decode_entry_record(&buf[at..at + len])?);
+                at += len;
             }
+            i = j;
         }
         out.extend(cached);
         Ok(out)
@@ -407,18 +784,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let value = encode(vote)?;
-        self.send_wait(|done| Op::Meta {
-            key: "vote",
-            value,
-            done: Some(done),
-        })
-        .await?;
+        self.send_wait(|done| Op::Vote { value, done }).await?;
         self.shared.tail().vote = Some(vote.clone());
         Ok(())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        // Never worth an fsync of its own: it rides along with the next group commit. A lost
+        // Never worth a sync of its own: it rides along with the next group commit. A lost
         // `committed` only means openraft re-learns it from the quorum after a restart.
         let value = encode(&committed)?;
         self.committed = committed;
@@ -470,7 +842,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut tail = self.shared.tail();
             let from = after.map_or(0, |a| a + 1);
             let _ = tail.entries.split_off(&from);
-            tail.last_log_id = last_log_id.clone().or_else(|| tail.last_purged.clone());
+            // Truncating after a point beyond the last entry removes nothing.
+            let beyond = tail.last_log_id.as_ref().map(|l| l.index());
+            if after.is_none_or(|a| beyond.is_some_and(|b| b > a)) {
+                tail.last_log_id = last_log_id.clone().or_else(|| tail.last_purged.clone());
+            }
         }
         self.send_wait(|done| Op::Truncate { after, done }).await
     }
@@ -492,3 +868,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,6 +11,7 @@ pub mod observer;
 pub mod peer_service;
 pub mod state_machine;
 mod storage_codec;
+mod wal;
 
 use std::fmt;
 
