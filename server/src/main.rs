@@ -53,10 +53,12 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    // Twice the cores (at least 4): applying a batch blocks its worker on redb for a fraction of
-    // a millisecond, and with one worker per core client connections queue behind it. Measured
-    // on 2 cores, 50 clients: p99 6.6-7.0 ms with 2 workers, 5.2-5.7 ms with 4, same throughput.
-    let workers = std::thread::available_parallelism().map_or(4, |n| (n.get() * 2).max(4));
+    // One worker per core (at least 2). A write crosses several tasks (gRPC handler, Raft core,
+    // state machine, connection), and with more workers than cores each hand-off tends to wake
+    // a parked thread. Measured on 2 cores with the segment log, etcd's benchmark put: 1 client
+    // 1.88k -> 2.04-2.30k req/s, 50 clients 20.3-22.2k -> 22.0k req/s, p99 5.2-6.6 -> 5.0-5.3 ms
+    // going from 4 workers to 2. (With the redb log, 4 workers had the better p99.)
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
