@@ -867,6 +867,51 @@ $ etcdctl get k -w json
     );
 }
 
+#[test]
+fn defrag_after_a_compaction_keeps_every_key_and_the_member_serving() {
+    spec(
+        r#"
+$ etcdctl put a 1
+OK
+$ etcdctl put a 2
+OK
+$ etcdctl put b 3
+OK
+$ etcdctl del a
+1
+$ etcdctl compaction --physical 5
+compacted revision 5
+$ etcdctl defrag
+Finished defragmenting etcd member[<endpoint>]
+$ etcdctl get '' --prefix
+b
+3
+$ etcdctl get b --rev=5 --print-value-only
+3
+$ etcdctl get a --rev=4
+! Error: etcdserver: mvcc: required revision has been compacted
+[exit 1]
+$ etcdctl put c 4
+OK
+$ etcdctl get c -w json
+{"count":1,"header":{"cluster_id":"<id>","member_id":"<id>","raft_term":"<term>","revision":6},"kvs":[{"create_revision":6,"key":"Yw==","mod_revision":6,"value":"NA==","version":1}]}
+"#,
+        |r| {
+            r.ctl(&["put", "a", "1"]);
+            r.ctl(&["put", "a", "2"]);
+            r.ctl(&["put", "b", "3"]);
+            r.ctl(&["del", "a"]);
+            r.ctl(&["compaction", "--physical", "5"]);
+            r.ctl(&["defrag"]);
+            r.ctl(&["get", "", "--prefix"]);
+            r.ctl(&["get", "b", "--rev=5", "--print-value-only"]);
+            r.ctl(&["get", "a", "--rev=4"]);
+            r.ctl(&["put", "c", "4"]);
+            r.ctl(&["get", "c", "-w", "json"]);
+        },
+    );
+}
+
 // ---------------------------------------------------------------------------
 // endpoint / member
 // ---------------------------------------------------------------------------

@@ -35,6 +35,10 @@ use crate::raft::observer::ApplyObserver;
 use crate::raft::state_machine::{decode_member_attributes, StateMachine, META_MEMBER_PREFIX};
 use crate::raft::{Applied, Command, MemberId, MemberNode, Raft, RejectKind};
 
+/// How long a defragment waits for the store's open transactions (long reads, a snapshot being
+/// sent) to end before giving up with nothing changed.
+const DEFRAGMENT_WAIT: Duration = Duration::from_secs(10);
+
 /// What a node needs to start; derived from the etcd-style configuration by `main`.
 #[derive(Debug, Clone)]
 pub struct NodeSettings {
@@ -297,6 +301,25 @@ impl Node {
             .store
             .read()
             .map_err(|e| NodeError::Storage(e.to_string()))
+    }
+
+    /// Compacts this member's store file (etcd's defragment, local to the member). Blocks
+    /// reads and applies while it runs, as etcd's does.
+    pub async fn defragment(&self) -> Result<(), NodeError> {
+        let store = self.inner.store.clone();
+        let started = std::time::Instant::now();
+        let before = store.size_on_disk();
+        tokio::task::spawn_blocking(move || store.defragment(DEFRAGMENT_WAIT))
+            .await
+            .map_err(|e| NodeError::Storage(format!("defragment: {e}")))?
+            .map_err(|e| NodeError::Storage(e.to_string()))?;
+        tracing::info!(
+            took = ?started.elapsed(),
+            size_before = before,
+            size_after = self.inner.store.size_on_disk(),
+            "finished defragment"
+        );
+        Ok(())
     }
 
     pub fn store_sizes(&self) -> (u64, u64) {

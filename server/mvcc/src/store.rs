@@ -1,7 +1,8 @@
 //! [`MvccStore`] (the database handle) and [`ReadView`] (a consistent snapshot).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -20,9 +21,13 @@ use crate::write::WriteBatch;
 use crate::{snapshot, Revision};
 
 /// Handle to the MVCC store: one redb file. Cheap to clone; all clones share the database.
+///
+/// The database sits behind a lock that every transaction takes only to begin (redb's
+/// transactions do not borrow the database): [`MvccStore::defragment`] takes it exclusively so
+/// that no transaction begins while redb compacts the file.
 #[derive(Clone)]
 pub struct MvccStore {
-    db: Arc<Database>,
+    db: Arc<RwLock<Database>>,
     path: Arc<PathBuf>,
 }
 
@@ -65,12 +70,11 @@ impl MvccStore {
     /// Opens (or creates) the store at `path`. A file that is not a redb database, is
     /// corrupt, has an unknown layout or cannot be written yields an error, never a panic.
     pub fn open(path: &Path) -> Result<MvccStore, MvccError> {
-        let opened =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                redb::Builder::new()
-                    .set_cache_size(CACHE_BYTES)
-                    .create(path)
-            }));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            redb::Builder::new()
+                .set_cache_size(CACHE_BYTES)
+                .create(path)
+        }));
         let db = match opened {
             Ok(result) => result?,
             Err(_) => {
@@ -113,25 +117,49 @@ impl MvccStore {
         txn.set_durability(Durability::Immediate)?;
         txn.commit()?;
         Ok(MvccStore {
-            db: Arc::new(db),
+            db: Arc::new(RwLock::new(db)),
             path: Arc::new(path.to_path_buf()),
         })
     }
 
+    /// The database, to begin a transaction. A poisoned lock still holds a consistent
+    /// database: nothing is changed under it but through redb's own transactions.
+    fn db(&self) -> RwLockReadGuard<'_, Database> {
+        self.db.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Compacts the file (etcd's defragment): redb moves live pages down and shrinks the file.
+    /// No transaction may begin meanwhile, and those already open must end first: this waits
+    /// up to `within` for them, then gives up with nothing changed. Readers and the apply path
+    /// wait while it runs, as etcd's do during its defragmentation.
+    pub fn defragment(&self, within: Duration) -> Result<(), MvccError> {
+        let deadline = Instant::now() + within;
+        let mut db = self.db.write().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match db.compact() {
+                Ok(_) => return Ok(()),
+                Err(redb::CompactionError::TransactionInProgress) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(MvccError::Storage(format!("defragment: {e}"))),
+            }
+        }
+    }
+
     /// A consistent snapshot of the committed state (a redb read transaction).
     pub fn read(&self) -> Result<ReadView, MvccError> {
-        ReadView::new(self.db.begin_read()?)
+        ReadView::new(self.db().begin_read()?)
     }
 
     /// Starts a write batch (one redb write transaction); blocks while another is open.
     pub fn write(&self) -> Result<WriteBatch, MvccError> {
-        WriteBatch::begin(self.db.begin_write()?)
+        WriteBatch::begin(self.db().begin_write()?)
     }
 
     /// The whole state (every table, including `meta`) as bytes, for raft snapshots.
     /// The format is described in [`crate::layout`].
     pub fn snapshot_bytes(&self) -> Result<Vec<u8>, MvccError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         snapshot::write_snapshot(&txn)
     }
 
@@ -140,7 +168,7 @@ impl MvccStore {
     /// before anything is changed.
     pub fn restore_from_bytes(&self, data: &[u8]) -> Result<(), MvccError> {
         let parsed = snapshot::parse_snapshot(data)?;
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db().begin_write()?;
         snapshot::restore(&txn, &parsed)?;
         txn.set_durability(Durability::Immediate)?;
         txn.commit()?;
@@ -149,7 +177,7 @@ impl MvccStore {
 
     /// Makes every commit so far durable (an empty `Durability::Immediate` commit).
     pub fn sync(&self) -> Result<(), MvccError> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db().begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         txn.commit()?;
         Ok(())
@@ -171,7 +199,7 @@ impl MvccStore {
     /// and never while holding a `WriteBatch` on the same thread.
     pub fn size_in_use(&self) -> u64 {
         let result = (|| -> Result<u64, MvccError> {
-            let txn = self.db.begin_write()?;
+            let txn = self.db().begin_write()?;
             let stats = txn.stats()?;
             let used = stats
                 .allocated_pages()

@@ -62,9 +62,9 @@ impl Maintenance for MaintenanceService {
         &self,
         _: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        Err(Status::unimplemented(
-            "defragment is not supported by Synod yet",
-        ))
+        // etcd answers a bare `DefragmentResponse`, without a header.
+        self.node.defragment().await?;
+        Ok(Response::new(DefragmentResponse::default()))
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {

@@ -210,23 +210,30 @@ pub fn election_routes<E: Election>(c: GatewayConfig, election: Arc<E>) -> Route
 
 /// The lock service: `/v3/lock/{lock,unlock}`.
 pub fn lock_routes<L: Lock>(c: GatewayConfig, lock: Arc<L>) -> Router {
-    let r = unary_route(Router::new(), c, "/lock/lock", lock.clone(), |s, q| async move {
-        s.lock(q).await
-    });
+    let r = unary_route(
+        Router::new(),
+        c,
+        "/lock/lock",
+        lock.clone(),
+        |s, q| async move { s.lock(q).await },
+    );
     unary_route(r, c, "/lock/unlock", lock, |s, q| async move {
         s.unlock(q).await
     })
 }
 
-/// `/v3/maintenance/status`.
+/// `/v3/maintenance/{status,defragment}`.
 pub fn maintenance_routes<M: Maintenance>(c: GatewayConfig, m: Arc<M>) -> Router {
-    unary_route(
+    let r = unary_route(
         Router::new(),
         c,
         "/maintenance/status",
-        m,
+        m.clone(),
         |s, q| async move { s.status(q).await },
-    )
+    );
+    unary_route(r, c, "/maintenance/defragment", m, |s, q| async move {
+        s.defragment(q).await
+    })
 }
 
 /// `/v3/cluster/member/list`.

@@ -3,7 +3,8 @@
 //!
 //! This module owns binding sockets, the accept loop, per-connection TLS handshakes, HTTP
 //! protocol detection (h2 prior knowledge, as gRPC clients use on plain TCP, or HTTP/1.1),
-//! per-request connection info, and graceful shutdown.
+//! per-request connection info, and graceful shutdown. Every connection's incoming bytes pass
+//! through `url_authority` first (etcdctl's URL-shaped HTTP/2 `:authority`).
 //!
 //! It must never look at request contents or decide routing: that is the `axum::Router`
 //! it is given. One bad client (failed or slow TLS handshake, broken connection) must
@@ -25,6 +26,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+use super::url_authority::UrlAuthority;
 
 /// How long a client may take to complete its TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -277,7 +280,7 @@ where
     });
     let conn = ctx
         .builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service);
+        .serve_connection_with_upgrades(TokioIo::new(UrlAuthority::new(io)), service);
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,

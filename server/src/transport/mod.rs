@@ -22,6 +22,7 @@
 pub mod gateway;
 pub mod listener;
 pub mod tls;
+pub mod url_authority;
 pub mod watch_route;
 
 #[cfg(test)]
