@@ -46,7 +46,6 @@ const COMMITTED_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_m
 enum Op {
     Append {
         entries: Vec<(u64, Vec<u8>)>,
-        last: u64,
         done: IOFlushed,
     },
     Truncate {
@@ -138,8 +137,6 @@ impl Locations {
 struct Tail {
     /// Recent entries, contiguous up to the last appended one.
     entries: BTreeMap<u64, Entry>,
-    /// Highest index known to be on disk.
-    flushed: Option<u64>,
     last_log_id: Option<LogId>,
     last_purged: Option<LogId>,
     vote: Option<Vote>,
@@ -318,7 +315,6 @@ fn replay(dir: &Path, segment_bytes: u64) -> io::Result<Replayed> {
         }
         None => tail.last_purged.clone(),
     };
-    tail.flushed = tail.locations.last();
     let (active, offset) = match active {
         Some(a) => a,
         None => (Arc::new(Segment::create(dir, 1, segment_bytes)?), 0),
@@ -427,6 +423,9 @@ impl Writer {
     fn try_write_group(&mut self, group: &[Op], committed: Option<Vec<u8>>) -> io::Result<Written> {
         self.buf.clear();
         let mut appended: Vec<Vec<(u64, usize, u32)>> = Vec::new();
+        // This group's last vote and purge, for the next segment's head once it is durable.
+        let mut voted = None;
+        let mut purged = None;
         for op in group {
             match op {
                 Op::Append { entries, .. } => {
@@ -452,10 +451,13 @@ impl Writer {
                     };
                 }
                 Op::Purge { upto, .. } => {
-                    wal::push_record(&mut self.buf, Kind::Purge, &[&encode(upto)?]);
+                    let bytes = encode(upto)?;
+                    wal::push_record(&mut self.buf, Kind::Purge, &[&bytes]);
+                    purged = Some((upto.index(), bytes));
                 }
                 Op::Vote { value, .. } => {
                     wal::push_record(&mut self.buf, Kind::Vote, &[value]);
+                    voted = Some(value);
                 }
             }
         }
@@ -521,22 +523,17 @@ impl Writer {
 
         // The group is durable: remember the state for the next segment's head, and drop the
         // segments a purge emptied.
-        let mut purged_to = None;
-        for op in group {
-            match op {
-                Op::Vote { value, .. } => self.state.vote = Some(value.clone()),
-                Op::Purge { upto, .. } => {
-                    self.state.purged = Some(encode(upto)?);
-                    purged_to = Some(upto.index());
-                }
-                _ => {}
-            }
+        if let Some(vote) = voted {
+            self.state.vote = Some(vote.clone());
         }
         if committed.is_some() {
             self.state.committed = committed;
         }
-        let deleted = match purged_to {
-            Some(upto) => self.delete_purged(upto),
+        let deleted = match purged {
+            Some((upto, bytes)) => {
+                self.state.purged = Some(bytes);
+                self.delete_purged(upto)
+            }
             None => Vec::new(),
         };
         Ok(Written {
@@ -620,21 +617,14 @@ fn finish_group(shared: &Shared, group: Vec<Op>, result: io::Result<Written>) {
         let mut appended = written.locations.iter();
         for op in &group {
             match op {
-                Op::Append { last, .. } => {
+                Op::Append { .. } => {
                     for &(index, loc) in appended.next().into_iter().flatten() {
                         if let Err(e) = tail.locations.put(index, loc) {
                             tracing::error!(reason = %e, "raft log location index out of step");
                         }
                     }
-                    tail.flushed = Some(*last);
                 }
-                Op::Truncate { after, .. } => {
-                    tail.locations.truncate_after(*after);
-                    tail.flushed = match (tail.flushed, after) {
-                        (Some(f), Some(a)) => Some(f.min(*a)),
-                        _ => None,
-                    }
-                }
+                Op::Truncate { after, .. } => tail.locations.truncate_after(*after),
                 Op::Purge { upto, .. } => tail.locations.purge(upto.index()),
                 Op::Vote { .. } => {}
             }
@@ -642,7 +632,8 @@ fn finish_group(shared: &Shared, group: Vec<Op>, result: io::Result<Written>) {
         for seq in &written.deleted {
             tail.segments.remove(seq);
         }
-        if let Some(flushed) = tail.flushed {
+        // The highest index on disk: the cache may drop what is at or below it.
+        if let Some(flushed) = tail.locations.last() {
             while tail.entries.len() > CACHE_KEEP {
                 match tail.entries.first_key_value() {
                     Some((&k, _)) if k <= flushed => {
@@ -812,7 +803,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut encoded = Vec::new();
-        let mut last = None;
         {
             let mut tail = self.shared.tail();
             for e in entries {
@@ -820,20 +810,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 encoded.push((index, encode(&e)?));
                 tail.last_log_id = Some(e.log_id());
                 tail.entries.insert(index, e);
-                last = Some(index);
             }
         }
-        match last {
-            Some(last) => self.send(Op::Append {
-                entries: encoded,
-                last,
-                done: callback,
-            }),
-            None => {
-                callback.io_completed(Ok(()));
-                Ok(())
-            }
+        if encoded.is_empty() {
+            callback.io_completed(Ok(()));
+            return Ok(());
         }
+        self.send(Op::Append {
+            entries: encoded,
+            done: callback,
+        })
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {

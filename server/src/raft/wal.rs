@@ -166,9 +166,9 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Creates segment `seq` in `dir`, preallocated, with its header as the first bytes of
-    /// `first_group` (the caller writes them). The directory is synced so the file survives a
-    /// crash once a write to it has been synced.
+    /// Creates segment `seq` in `dir`, preallocated to `size` and empty: the caller's first
+    /// write to it starts with [`Segment::header`]. The directory is synced so the file
+    /// survives a crash once a write to it has been synced.
     pub fn create(dir: &Path, seq: u64, size: u64) -> io::Result<Segment> {
         let path = dir.join(segment_name(seq));
         let file = OpenOptions::new()
