@@ -87,7 +87,13 @@ fn run_driver(target: &dyn ZkTarget, seed: u64, ops: usize, tag: &str) -> Run {
         .arg("-u")
         .arg(&driver)
         .arg(target.connect_string())
-        .args(["--seed", &seed.to_string(), "--ops", &ops.to_string(), "--out"])
+        .args([
+            "--seed",
+            &seed.to_string(),
+            "--ops",
+            &ops.to_string(),
+            "--out",
+        ])
         .arg(&path)
         .current_dir(kazoo_dir())
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -157,7 +163,11 @@ fn check_reference(run: &Run) {
         })
         .take(10)
         .collect();
-    let complete = run.transcript.lines().last().is_some_and(|l| l.starts_with("{\"summary\""));
+    let complete = run
+        .transcript
+        .lines()
+        .last()
+        .is_some_and(|l| l.starts_with("{\"summary\""));
     if !bad.is_empty() || !complete || run.status.is_none_or(|s| !s.success()) {
         panic!(
             "the differential driver misbehaves against ZooKeeper 3.8 (the reference): the TEST is wrong.\n\
@@ -187,7 +197,12 @@ fn assert_same(reference: &Run, candidate: &Run, cand_name: &str, seed: u64) {
     let differing = (0..a.len().max(b.len()))
         .filter(|&k| a.get(k) != b.get(k))
         .count();
-    let diff = line_diff(&reference.transcript, &candidate.transcript, "zookeeper", cand_name);
+    let diff = line_diff(
+        &reference.transcript,
+        &candidate.transcript,
+        "zookeeper",
+        cand_name,
+    );
     let mut shown = String::new();
     let mut changes = 0;
     let mut after_last = 0;
@@ -250,7 +265,10 @@ fn zookeeper_and_synod_give_identical_transcripts_for_a_seeded_random_workload()
     let (candidate, name) = match second_flavor() {
         ZkFlavor::ZooKeeper => {
             let zk = ZkServer::start();
-            (run_driver(&zk, seed, ops, "embedded-second-zookeeper"), "zookeeper-2")
+            (
+                run_driver(&zk, seed, ops, "embedded-second-zookeeper"),
+                "zookeeper-2",
+            )
         }
         ZkFlavor::Synod => {
             let synod = SynodZk::start();
@@ -266,7 +284,10 @@ fn synod_zk_bin() -> PathBuf {
         Some(p) if !p.is_empty() => (PathBuf::from(p), "$SYNOD_ZK_BIN".to_string()),
         _ => {
             let synod = synod_bin();
-            let dir = synod.parent().expect("synod binary has a directory").to_path_buf();
+            let dir = synod
+                .parent()
+                .expect("synod binary has a directory")
+                .to_path_buf();
             (dir.join("synod-zk"), format!("next to {}", synod.display()))
         }
     };
@@ -307,7 +328,12 @@ impl SynodZkProcess {
             "--zk-container-check-interval".to_string(),
             CONTAINER_CHECK_INTERVAL_MS.to_string(),
         ];
-        let _ = writeln!(log, "=== harness: starting {} {}", bin.display(), args.join(" "));
+        let _ = writeln!(
+            log,
+            "=== harness: starting {} {}",
+            bin.display(),
+            args.join(" ")
+        );
         let err = log.try_clone().expect("clone log handle");
         let child = Command::new(&bin)
             .args(&args)
@@ -393,7 +419,10 @@ fn synod_zk_in_front_of_etcd_matches_zookeeper() {
     let (candidate, name) = match second_flavor() {
         ZkFlavor::ZooKeeper => {
             let zk = ZkServer::start();
-            (run_driver(&zk, seed, ops, "standalone-second-zookeeper"), "zookeeper-2")
+            (
+                run_driver(&zk, seed, ops, "standalone-second-zookeeper"),
+                "zookeeper-2",
+            )
         }
         ZkFlavor::Synod => {
             let etcd = Server::start(Flavor::Etcd);

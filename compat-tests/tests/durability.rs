@@ -303,14 +303,20 @@ fn a_member_stopped_during_thousands_of_writes_catches_up_with_every_key_after_r
         loop {
             // This member's own store, after a read barrier.
             let stored = stored_keys(&endpoint).await;
-            let caught_up = stored.iter().filter(|(k, _, _)| k.starts_with("w/snap/")).count();
+            let caught_up = stored
+                .iter()
+                .filter(|(k, _, _)| k.starts_with("w/snap/"))
+                .count();
             if caught_up >= CATCH_UP_PUTS || Instant::now() >= deadline {
                 return stored;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
-    let snap: Vec<_> = stored.iter().filter(|(k, _, _)| k.starts_with("w/snap/")).collect();
+    let snap: Vec<_> = stored
+        .iter()
+        .filter(|(k, _, _)| k.starts_with("w/snap/"))
+        .collect();
     assert_eq!(snap.len(), CATCH_UP_PUTS, "keys on the restarted member");
     for (k, v, _) in &snap {
         assert_eq!(v, &value_of(k), "value of {k} on the restarted member");

@@ -1421,7 +1421,12 @@ async fn closing_watch_streams_midway_leaves_the_server_watching_on_new_streams(
 /// The value of gauge `name` in the server's `/metrics` (etcd's Prometheus text).
 fn gauge(srv: &Server, name: &str) -> f64 {
     let out = std::process::Command::new("curl")
-        .args(["-sS", "--max-time", "5", &format!("http://{}/metrics", srv.endpoint())])
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            &format!("http://{}/metrics", srv.endpoint()),
+        ])
         .output()
         .expect("run curl (scripts/setup-test-deps installs it)");
     assert!(out.status.success(), "GET /metrics failed: {out:?}");
@@ -1453,7 +1458,12 @@ async fn watchers_and_streams_are_released_when_clients_close_their_streams_mid_
         await_gauge(srv, "etcd_debugging_mvcc_watcher_total", 0.0).await;
         let mut streams = Vec::new();
         for i in 0..20 {
-            let (s, _) = watch(&mut c, &format!("rel/{i}"), WatchOptions::new().with_prefix()).await;
+            let (s, _) = watch(
+                &mut c,
+                &format!("rel/{i}"),
+                WatchOptions::new().with_prefix(),
+            )
+            .await;
             streams.push(s);
         }
         // Some streams have undelivered events when they go.

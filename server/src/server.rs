@@ -14,28 +14,28 @@ use synod_proto::etcdserverpb::cluster_server::ClusterServer;
 use synod_proto::etcdserverpb::kv_server::KvServer;
 use synod_proto::etcdserverpb::lease_server::LeaseServer;
 use synod_proto::etcdserverpb::maintenance_server::MaintenanceServer;
-use synod_proto::v3electionpb::election_server::ElectionServer;
-use synod_proto::v3lockpb::lock_server::LockServer;
 use synod_proto::etcdserverpb::RangeRequest;
 use synod_proto::peerpb::peer_server::PeerServer;
+use synod_proto::v3electionpb::election_server::ElectionServer;
+use synod_proto::v3lockpb::lock_server::LockServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::cluster::ClusterService;
+use crate::api::election::ElectionService;
 use crate::api::kv::KvService;
 use crate::api::lease::LeaseService;
-use crate::api::maintenance::MaintenanceService;
-use crate::api::election::ElectionService;
 use crate::api::lock::LockService;
+use crate::api::maintenance::MaintenanceService;
 use crate::api::watch::WatchService;
 use crate::api::Limits;
 use crate::lease::Lessor;
+use crate::metrics::Gauge;
 use crate::node::{Node, NodeSettings, StartError};
 use crate::raft::network::MAX_PEER_MESSAGE;
 use crate::raft::peer_service::PeerService;
 use crate::transport::watch_route::WatchRoute;
 use crate::transport::{gateway, listener};
-use crate::metrics::Gauge;
 use crate::watch::WatchHub;
 
 /// One address to listen on, with its TLS configuration if the URL was `https://`.
@@ -266,7 +266,11 @@ fn client_router(
             .merge(streaming_routes(config, watch, lease))
             .merge(gateway::election_routes(config, Arc::new(election)))
             .merge(gateway::lock_routes(config, Arc::new(lock)))
-            .merge(gateway::metrics_routes(metrics_text(node, hub, watch_metrics))),
+            .merge(gateway::metrics_routes(metrics_text(
+                node,
+                hub,
+                watch_metrics,
+            ))),
     )
 }
 

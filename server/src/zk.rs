@@ -74,7 +74,9 @@ impl zk_gateway::Backend for Embedded {
         &self,
         requests: mpsc::Receiver<WatchRequest>,
     ) -> BoxFuture<'static, Result<ResponseStream<WatchResponse>, Status>> {
-        let rx = self.watch.serve_stream(ReceiverStream::new(requests).map(Ok));
+        let rx = self
+            .watch
+            .serve_stream(ReceiverStream::new(requests).map(Ok));
         let responses = ReceiverStream::new(rx)
             .map(|r| r.map(crate::api::watch_reply::WatchReply::into_response));
         Box::pin(async move { Ok(responses.boxed()) })

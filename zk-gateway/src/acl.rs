@@ -75,7 +75,9 @@ fn java_string_hash(s: &str) -> i32 {
 /// The jute-generated `Id.hashCode`.
 fn java_id_hash(id: &Id) -> i32 {
     let mut r: i32 = 17;
-    r = r.wrapping_mul(37).wrapping_add(java_string_hash(&id.scheme));
+    r = r
+        .wrapping_mul(37)
+        .wrapping_add(java_string_hash(&id.scheme));
     r.wrapping_mul(37).wrapping_add(java_string_hash(&id.id))
 }
 

@@ -31,7 +31,11 @@ enum Frame {
     FourLetter([u8; 4]),
 }
 
-async fn read_frame(r: &mut OwnedReadHalf, max: usize, first: bool) -> std::io::Result<Option<Frame>> {
+async fn read_frame(
+    r: &mut OwnedReadHalf,
+    max: usize,
+    first: bool,
+) -> std::io::Result<Option<Frame>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -169,7 +173,10 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
                             Err(_) => break,
                         }
                     }
-                    counters_shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+                    counters_shared
+                        .counters
+                        .sent
+                        .fetch_add(1, Ordering::Relaxed);
                     if wr.write_all(&buf).await.is_err() {
                         return;
                     }
@@ -179,8 +186,10 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
         }
     });
 
-    let closed_by_client =
-        serve_requests(&shared, &mut rd, &tx, conn, session, peer, timeout, &identity).await;
+    let closed_by_client = serve_requests(
+        &shared, &mut rd, &tx, conn, session, peer, timeout, &identity,
+    )
+    .await;
     shared.watches.disconnect(conn);
     if !closed_by_client {
         shared.sessions.detach(session, conn);
@@ -244,7 +253,12 @@ async fn serve_requests(
                 // MarshallingError, and the session carries on
                 tracing::debug!(%peer, error = %e, "zk: malformed request body");
                 let xid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                let zxid = shared.store.current_revision().await.unwrap_or(seen).max(seen);
+                let zxid = shared
+                    .store
+                    .current_revision()
+                    .await
+                    .unwrap_or(seen)
+                    .max(seen);
                 let mut out = Vec::new();
                 encode_reply(
                     &mut out,
@@ -412,7 +426,11 @@ async fn serve_requests(
                 zxid: reply.zxid,
                 err: reply.err,
             },
-            if reply.err == 0 { &reply.body } else { &Response::Empty },
+            if reply.err == 0 {
+                &reply.body
+            } else {
+                &Response::Empty
+            },
         );
         shared
             .counters

@@ -148,7 +148,14 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Result<Reply, StoreError> {
         Request::Multi(ops) => multi(ctx, ops).await,
         Request::MultiRead(ops) => multi_read(ctx, ops).await,
         Request::Reconfig => Ok(Reply::error(ctx.seen, err::RECONFIG_DISABLED)),
-        Request::CheckWatches { path, watcher_type: t } | Request::RemoveWatches { path, watcher_type: t } => {
+        Request::CheckWatches {
+            path,
+            watcher_type: t,
+        }
+        | Request::RemoveWatches {
+            path,
+            watcher_type: t,
+        } => {
             let remove = matches!(req, Request::RemoveWatches { .. });
             // 3.8 knows Children, Data and Any here (any other type fails to deserialize)
             let tables: &[Table] = match *t {
@@ -186,7 +193,10 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request) -> Result<Reply, StoreError> {
                 .filter(|p| p.starts_with(prefix.as_str()))
                 .collect();
             paths.sort();
-            Ok(Reply::ok(ctx.seen, Response::GetEphemerals { ephemerals: paths }))
+            Ok(Reply::ok(
+                ctx.seen,
+                Response::GetEphemerals { ephemerals: paths },
+            ))
         }
         Request::GetAllChildrenNumber { path } => {
             let Some(p) = read_path(path) else {
@@ -267,7 +277,12 @@ async fn get_data(ctx: &Ctx<'_>, path: &str, watch: bool) -> Result<Reply, Store
     ))
 }
 
-async fn get_children(ctx: &Ctx<'_>, path: &str, watch: bool, with_stat: bool) -> Result<Reply, StoreError> {
+async fn get_children(
+    ctx: &Ctx<'_>,
+    path: &str,
+    watch: bool,
+    with_stat: bool,
+) -> Result<Reply, StoreError> {
     let Some(p) = read_path(path) else {
         return Ok(Reply::error(ctx.seen, err::NO_NODE));
     };
@@ -309,9 +324,16 @@ fn is_read(op: &MultiOp) -> bool {
 }
 
 /// One write operation on a plan: upstream's checks, then the reply body.
-async fn plan_one(plan: &mut Plan<'_>, req: &Request, caller: &Caller<'_>) -> Result<Response, OpError> {
+async fn plan_one(
+    plan: &mut Plan<'_>,
+    req: &Request,
+    caller: &Caller<'_>,
+) -> Result<Response, OpError> {
     match req {
-        Request::Create { op: opcode, req: create } => {
+        Request::Create {
+            op: opcode,
+            req: create,
+        } => {
             let path = plan.create(*opcode, create, caller).await?;
             Ok(match *opcode {
                 op::CREATE => Response::Create {
@@ -328,7 +350,9 @@ async fn plan_one(plan: &mut Plan<'_>, req: &Request, caller: &Caller<'_>) -> Re
             Ok(Response::Empty)
         }
         Request::SetData(s) => {
-            let path = plan.set_data(&s.path, s.data.clone(), s.version, caller).await?;
+            let path = plan
+                .set_data(&s.path, s.data.clone(), s.version, caller)
+                .await?;
             Ok(Response::Stat(plan.stat(&path).unwrap_or_default()))
         }
         Request::SetAcl(s) => {
@@ -409,7 +433,9 @@ async fn multi(ctx: &Ctx<'_>, ops: &[MultiOp]) -> Result<Reply, StoreError> {
                         // upstream 3.8 answers create2 inside a multi like create (no Stat);
                         // createTTL and createContainer with a Stat
                         if *opcode == op::CREATE || *opcode == op::CREATE2 {
-                            MultiResult::Create { path: p.to_string() }
+                            MultiResult::Create {
+                                path: p.to_string(),
+                            }
                         } else {
                             MultiResult::Create2 {
                                 stat: plan.stat(&p).unwrap_or_default(),
@@ -513,7 +539,9 @@ async fn set_watches(ctx: &Ctx<'_>, sw: &SetWatches) -> Result<Reply, StoreError
     let mut events = Vec::new();
     let rel = sw.relative_zxid;
     for path in &sw.data_watches {
-        let Ok(p) = ZnodePath::parse(path) else { continue };
+        let Ok(p) = ZnodePath::parse(path) else {
+            continue;
+        };
         match ctx.store.read(&p, ctx.seen).await?.0 {
             None => events.push((event::NODE_DELETED, path.clone())),
             Some(n) if n.stat(ctx.store.base()).mzxid > rel => {
@@ -523,14 +551,18 @@ async fn set_watches(ctx: &Ctx<'_>, sw: &SetWatches) -> Result<Reply, StoreError
         }
     }
     for path in &sw.exist_watches {
-        let Ok(p) = ZnodePath::parse(path) else { continue };
+        let Ok(p) = ZnodePath::parse(path) else {
+            continue;
+        };
         match ctx.store.read(&p, ctx.seen).await?.0 {
             Some(_) => events.push((event::NODE_CREATED, path.clone())),
             None => ctx.watches.add(ctx.conn, WatchKind::Data, &p),
         }
     }
     for path in &sw.child_watches {
-        let Ok(p) = ZnodePath::parse(path) else { continue };
+        let Ok(p) = ZnodePath::parse(path) else {
+            continue;
+        };
         match ctx.store.read(&p, ctx.seen).await?.0 {
             None => events.push((event::NODE_DELETED, path.clone())),
             Some(n) if n.stat(ctx.store.base()).pzxid > rel => {

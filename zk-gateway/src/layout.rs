@@ -48,7 +48,13 @@ pub enum Part {
 }
 
 impl Part {
-    pub const ALL: [Part; 5] = [Part::Data, Part::Children, Part::Acl, Part::Plus, Part::Minus];
+    pub const ALL: [Part; 5] = [
+        Part::Data,
+        Part::Children,
+        Part::Acl,
+        Part::Plus,
+        Part::Minus,
+    ];
 
     fn tag(self) -> u8 {
         match self {
@@ -142,7 +148,10 @@ impl Layout {
     }
 
     pub fn ephemeral_key(&self, session: i64, path: &ZnodePath) -> Vec<u8> {
-        self.with(&[format!("e{:016x}", session as u64).as_bytes(), path.as_str().as_bytes()])
+        self.with(&[
+            format!("e{:016x}", session as u64).as_bytes(),
+            path.as_str().as_bytes(),
+        ])
     }
 
     /// The ephemerals of `session`; with `None`, of every session.
@@ -150,7 +159,10 @@ impl Layout {
         match session {
             Some(s) => {
                 let p = format!("e{:016x}", s as u64);
-                (self.with(&[p.as_bytes(), b"/"]), self.with(&[p.as_bytes(), b"0"]))
+                (
+                    self.with(&[p.as_bytes(), b"/"]),
+                    self.with(&[p.as_bytes(), b"0"]),
+                )
             }
             None => (self.with(&[b"e"]), self.with(&[b"f"])),
         }
@@ -205,10 +217,12 @@ impl Layout {
                 Some(s) => KeyKind::Session(s),
                 None => KeyKind::Other,
             },
-            Some(b'e') if rest.len() > 17 => match (hex(&rest[1..17]), ZnodePath::parse(&rest[17..])) {
-                (Some(s), Ok(p)) => KeyKind::Ephemeral(s, p),
-                _ => KeyKind::Other,
-            },
+            Some(b'e') if rest.len() > 17 => {
+                match (hex(&rest[1..17]), ZnodePath::parse(&rest[17..])) {
+                    (Some(s), Ok(p)) => KeyKind::Ephemeral(s, p),
+                    _ => KeyKind::Other,
+                }
+            }
             Some(b't') => match ZnodePath::parse(&rest[1..]) {
                 Ok(p) => KeyKind::Timed(p),
                 Err(_) => KeyKind::Other,
@@ -481,7 +495,10 @@ mod tests {
         let n = DataRecord::default();
         assert_eq!(DataRecord::decode(&n.encode()), Some(n));
         assert_eq!(DataRecord::decode(b"xx"), None);
-        let c = ChildrenRecord { creates: 5, count: 2 };
+        let c = ChildrenRecord {
+            creates: 5,
+            count: 2,
+        };
         assert_eq!(ChildrenRecord::decode(&c.encode()), Some(c));
         let acl = vec![Acl {
             perms: 31,

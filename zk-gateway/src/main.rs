@@ -59,7 +59,8 @@ async fn main() -> std::process::ExitCode {
     config.tick_ms = args.zk_tick_time;
     config.min_session_timeout_ms = args.zk_min_session_timeout;
     config.max_session_timeout_ms = args.zk_max_session_timeout;
-    config.container_check_interval = Duration::from_millis(args.zk_container_check_interval.max(1));
+    config.container_check_interval =
+        Duration::from_millis(args.zk_container_check_interval.max(1));
     config.four_letter_words = args.zk_4lw_whitelist;
     config.super_digest = args.zk_super_digest;
     config.max_buffer = args.zk_max_buffer;

@@ -161,7 +161,9 @@ mod tests {
         for ok in ["/", "/a", "/a/b", "/a.b", "/..a", "/a/...", "/zookeeper"] {
             assert!(ZnodePath::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "/a/", "//a", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a\u{1}", "/a\0"] {
+        for bad in [
+            "", "a", "/a/", "//a", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a\u{1}", "/a\0",
+        ] {
             assert!(ZnodePath::parse(bad).is_err(), "{bad:?}");
         }
         assert!(ZnodePath::validate_create("/a/", true).is_ok());
@@ -177,6 +179,8 @@ mod tests {
         assert_eq!(p.depth(), 2);
         assert_eq!(ZnodePath::root().depth(), 0);
         assert!(p.is_within(&ZnodePath::parse("/a").unwrap()));
-        assert!(!ZnodePath::parse("/ab").unwrap().is_within(&ZnodePath::parse("/a").unwrap()));
+        assert!(!ZnodePath::parse("/ab")
+            .unwrap()
+            .is_within(&ZnodePath::parse("/a").unwrap()));
     }
 }

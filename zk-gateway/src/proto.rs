@@ -132,7 +132,12 @@ pub struct CreateMode {
 impl CreateMode {
     /// `CreateMode.fromFlag`: `None` for an unknown flag (upstream: BadArguments).
     pub fn from_flag(flag: i32) -> Option<CreateMode> {
-        let m = |ephemeral, sequential, container, ttl| CreateMode { ephemeral, sequential, container, ttl };
+        let m = |ephemeral, sequential, container, ttl| CreateMode {
+            ephemeral,
+            sequential,
+            container,
+            ttl,
+        };
         Some(match flag {
             0 => m(false, false, false, false),
             1 => m(true, false, false, false),

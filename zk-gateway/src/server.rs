@@ -218,7 +218,11 @@ async fn start(backend: SharedBackend, config: Config) -> Arc<Shared> {
     };
     tokio::spawn(dispatcher.run(store.clone(), start));
     tokio::spawn(sessions.clone().keep_alive());
-    tokio::spawn(session_events(sessions.clone(), watches.clone(), session_rx));
+    tokio::spawn(session_events(
+        sessions.clone(),
+        watches.clone(),
+        session_rx,
+    ));
     tokio::spawn(sweeper(sessions.clone()));
     tokio::spawn(reaper(store.clone(), config.container_check_interval));
     Arc::new(Shared {

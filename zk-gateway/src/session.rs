@@ -116,7 +116,10 @@ impl Sessions {
             holder: self.holder(conn),
         };
         self.store
-            .commit(vec![], vec![put(self.store.layout().session_key(id), rec.encode(), id)])
+            .commit(
+                vec![],
+                vec![put(self.store.layout().session_key(id), rec.encode(), id)],
+            )
             .await?;
         self.track(id, conn, grant.ttl);
         Ok(id)
@@ -223,7 +226,10 @@ impl Sessions {
                 }
             }
         }
-        tracing::warn!(session, "zk gateway: could not reap a session's ephemerals (contention)");
+        tracing::warn!(
+            session,
+            "zk gateway: could not reap a session's ephemerals (contention)"
+        );
         self.store.current_revision().await
     }
 
@@ -231,7 +237,11 @@ impl Sessions {
     /// the event was missed): reaped. Run at start and periodically.
     pub async fn sweep(&self) -> Result<(), StoreError> {
         let mut owners = Vec::new();
-        for k in self.store.keys(self.store.layout().ephemerals_range(None)).await? {
+        for k in self
+            .store
+            .keys(self.store.layout().ephemerals_range(None))
+            .await?
+        {
             if let KeyKind::Ephemeral(s, _) = k {
                 if !owners.contains(&s) {
                     owners.push(s);
@@ -239,7 +249,12 @@ impl Sessions {
             }
         }
         for s in owners {
-            if self.store.get(self.store.layout().session_key(s)).await?.is_none() {
+            if self
+                .store
+                .get(self.store.layout().session_key(s))
+                .await?
+                .is_none()
+            {
                 self.reap(s, false).await?;
             }
         }
@@ -251,7 +266,11 @@ impl Sessions {
     pub async fn held_elsewhere(&self, session: i64) {
         let conn = lock(&self.local).get(&session).map(|l| l.conn);
         let Some(conn) = conn else { return };
-        let Ok(Some(kv)) = self.store.get(self.store.layout().session_key(session)).await else {
+        let Ok(Some(kv)) = self
+            .store
+            .get(self.store.layout().session_key(session))
+            .await
+        else {
             return;
         };
         if let Some(rec) = SessionRecord::decode(&kv.value) {

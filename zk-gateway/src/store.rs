@@ -174,7 +174,8 @@ impl ZkStore {
         }
         // Another gateway bootstrapped first.
         let (root, _) = self.read(&ZnodePath::root(), 0).await?;
-        root.map(|n| n.data_rev.create).ok_or(StoreError::Corrupt(CorruptRecord))
+        root.map(|n| n.data_rev.create)
+            .ok_or(StoreError::Corrupt(CorruptRecord))
     }
 
     pub fn layout(&self) -> &Layout {
@@ -191,7 +192,11 @@ impl ZkStore {
 
     /// A range that reflects at least revision `min_rev`: served by the local member
     /// (serializable) unless that member is behind, then linearizable.
-    pub async fn range(&self, mut req: RangeRequest, min_rev: i64) -> Result<(Vec<KeyValue>, i64), StoreError> {
+    pub async fn range(
+        &self,
+        mut req: RangeRequest,
+        min_rev: i64,
+    ) -> Result<(Vec<KeyValue>, i64), StoreError> {
         req.serializable = true;
         let r = self.backend.range(req.clone()).await?;
         let rev = r.header.as_ref().map_or(0, |h| h.revision);
@@ -218,7 +223,11 @@ impl ZkStore {
     }
 
     /// The znode at `path` (or `None`) and the revision it was read at.
-    pub async fn read(&self, path: &ZnodePath, min_rev: i64) -> Result<(Option<Znode>, i64), StoreError> {
+    pub async fn read(
+        &self,
+        path: &ZnodePath,
+        min_rev: i64,
+    ) -> Result<(Option<Znode>, i64), StoreError> {
         self.read_at(path, min_rev, 0).await
     }
 
@@ -263,7 +272,11 @@ impl ZkStore {
     }
 
     /// The names of `path`'s children, sorted as the store keeps them (by name bytes).
-    pub async fn children(&self, path: &ZnodePath, min_rev: i64) -> Result<(Vec<String>, i64), StoreError> {
+    pub async fn children(
+        &self,
+        path: &ZnodePath,
+        min_rev: i64,
+    ) -> Result<(Vec<String>, i64), StoreError> {
         let (key, range_end) = self.layout.children_range(path);
         let (kvs, rev) = self
             .range(
@@ -317,7 +330,11 @@ impl ZkStore {
     }
 
     /// The paths under `prefix` in the ephemeral index of `session`.
-    pub async fn ephemerals_of(&self, session: i64, min_rev: i64) -> Result<Vec<ZnodePath>, StoreError> {
+    pub async fn ephemerals_of(
+        &self,
+        session: i64,
+        min_rev: i64,
+    ) -> Result<Vec<ZnodePath>, StoreError> {
         let (key, range_end) = self.layout.ephemerals_range(Some(session));
         let (kvs, _) = self
             .range(
@@ -340,7 +357,10 @@ impl ZkStore {
     }
 
     /// Every key of a kind in `[key, range_end)`, keys only.
-    pub async fn keys(&self, (key, range_end): (Vec<u8>, Vec<u8>)) -> Result<Vec<KeyKind>, StoreError> {
+    pub async fn keys(
+        &self,
+        (key, range_end): (Vec<u8>, Vec<u8>),
+    ) -> Result<Vec<KeyKind>, StoreError> {
         let r = self
             .backend
             .range(RangeRequest {
@@ -367,7 +387,11 @@ impl ZkStore {
 
     /// Runs a guarded txn: `Ok(Some(revision))` if the guards held and the writes applied,
     /// `Ok(None)` if a guard failed (someone else wrote first; the caller re-plans).
-    pub async fn commit(&self, compare: Vec<Compare>, writes: Vec<RequestOp>) -> Result<Option<i64>, StoreError> {
+    pub async fn commit(
+        &self,
+        compare: Vec<Compare>,
+        writes: Vec<RequestOp>,
+    ) -> Result<Option<i64>, StoreError> {
         let r = self
             .backend
             .txn(TxnRequest {

@@ -288,11 +288,15 @@ impl<'s> Plan<'s> {
         self.mark(&path, |d| d.created = true);
         let layout = self.store.layout();
         if mode.ephemeral {
-            self.index_ops
-                .push(put(layout.ephemeral_key(caller.session, &path), Vec::new(), 0));
+            self.index_ops.push(put(
+                layout.ephemeral_key(caller.session, &path),
+                Vec::new(),
+                0,
+            ));
         }
         if mode.container || mode.ttl {
-            self.index_ops.push(put(layout.timed_key(&path), Vec::new(), 0));
+            self.index_ops
+                .push(put(layout.timed_key(&path), Vec::new(), 0));
         }
         Ok(path)
     }
@@ -399,7 +403,10 @@ impl<'s> Plan<'s> {
         if !caller.identity.allowed(&node.acl, perms::ADMIN) {
             return Err(OpError::Zk(err::NO_AUTH));
         }
-        check_version(version, node.acl_rev.version - 1 + node.aversion_offset as i64)?;
+        check_version(
+            version,
+            node.acl_rev.version - 1 + node.aversion_offset as i64,
+        )?;
         node.acl = acl;
         node.acl_rev.modified = PENDING;
         node.acl_rev.version += 1;

@@ -81,7 +81,11 @@ struct WatchTable {
 
 impl WatchTable {
     fn set(&mut self, path: &ZnodePath, conn: ConnId, mode: Mode) -> bool {
-        let old = self.by_path.entry(path.clone()).or_default().insert(conn, mode);
+        let old = self
+            .by_path
+            .entry(path.clone())
+            .or_default()
+            .insert(conn, mode);
         if old == Some(Mode::Recursive) {
             self.recursive -= 1;
         }
@@ -107,7 +111,12 @@ impl WatchTable {
 
     /// `WatchManager.triggerWatch`: who hears `event_type` on `path`; one-shot watches at
     /// the path are consumed.
-    fn trigger(&mut self, path: &ZnodePath, event_type: i32, removed: &mut Vec<ConnId>) -> HashSet<ConnId> {
+    fn trigger(
+        &mut self,
+        path: &ZnodePath,
+        event_type: i32,
+        removed: &mut Vec<ConnId>,
+    ) -> HashSet<ConnId> {
         let mut hit = HashSet::new();
         if let Some(m) = self.by_path.get_mut(path) {
             m.retain(|conn, mode| match mode {
@@ -135,7 +144,11 @@ impl WatchTable {
             let mut p = path.parent();
             while let Some(cur) = p {
                 if let Some(m) = self.by_path.get(&cur) {
-                    hit.extend(m.iter().filter(|(_, mode)| **mode == Mode::Recursive).map(|(c, _)| *c));
+                    hit.extend(
+                        m.iter()
+                            .filter(|(_, mode)| **mode == Mode::Recursive)
+                            .map(|(c, _)| *c),
+                    );
                 }
                 p = cur.parent();
             }
@@ -344,7 +357,10 @@ impl Watches {
         }
         let _ = self.nudge.try_send(());
         let wait = rx.wait_for(|p| *p >= revision);
-        if tokio::time::timeout(Duration::from_secs(5), wait).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .is_err()
+        {
             tracing::warn!(revision, "watch fence timed out; replying anyway");
         }
     }
@@ -549,7 +565,12 @@ impl Dispatcher {
         });
     }
 
-    fn dispatch(&self, layout: &crate::layout::Layout, deleted: bool, kv: &synod_proto::mvccpb::KeyValue) {
+    fn dispatch(
+        &self,
+        layout: &crate::layout::Layout,
+        deleted: bool,
+        kv: &synod_proto::mvccpb::KeyValue,
+    ) {
         match layout.parse(&kv.key) {
             KeyKind::Node(path, Part::Data) => {
                 let mut t = lock(&self.tables);
@@ -558,17 +579,32 @@ impl Dispatcher {
                 // upstream's DataTree: deleteNode, createNode, setData; each event checked
                 // against the ACL of the znode it names
                 let own = self.acls.get(&path).map(|a| a.as_slice());
-                let parent_acl = parent.as_ref().and_then(|p| self.acls.get(p)).map(|a| a.as_slice());
+                let parent_acl = parent
+                    .as_ref()
+                    .and_then(|p| self.acls.get(p))
+                    .map(|a| a.as_slice());
                 if deleted {
                     let first = t.trigger(Table::Data, &path, event::NODE_DELETED, &none, own);
                     t.trigger(Table::Child, &path, event::NODE_DELETED, &first, own);
                     if let Some(p) = parent {
-                        t.trigger(Table::Child, &p, event::NODE_CHILDREN_CHANGED, &none, parent_acl);
+                        t.trigger(
+                            Table::Child,
+                            &p,
+                            event::NODE_CHILDREN_CHANGED,
+                            &none,
+                            parent_acl,
+                        );
                     }
                 } else if kv.create_revision == kv.mod_revision {
                     t.trigger(Table::Data, &path, event::NODE_CREATED, &none, own);
                     if let Some(p) = parent {
-                        t.trigger(Table::Child, &p, event::NODE_CHILDREN_CHANGED, &none, parent_acl);
+                        t.trigger(
+                            Table::Child,
+                            &p,
+                            event::NODE_CHILDREN_CHANGED,
+                            &none,
+                            parent_acl,
+                        );
                     }
                 } else {
                     t.trigger(Table::Data, &path, event::NODE_DATA_CHANGED, &none, own);

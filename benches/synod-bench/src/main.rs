@@ -21,7 +21,10 @@ mod zk;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "synod-bench", about = "Load generator and comparison for etcd v3 and ZooKeeper")]
+#[command(
+    name = "synod-bench",
+    about = "Load generator and comparison for etcd v3 and ZooKeeper"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -20,7 +20,7 @@
 //!   [`ReadView::range`]. Results of 1, 10, 100 and 1000 keys from stores of 10k and 100k
 //!   keys: the cost should follow the result size, not the store size. `read/open_view` is
 //!   the fixed part alone. `range_old_rev/*` reads at a revision before the last 10% of the
-//!   keys were overwritten (a merge of `kv_latest` and `kv_history`). `limit_10_of_10000`
+//!   keys were overwritten (one step back along each overwritten key's chain). `limit_10_of_10000`
 //!   and `count_only_10000` show what etcd's `count` costs when the range is large.
 //!
 //! Keys are 8 bytes, values 256 bytes (etcd's `benchmark put` defaults are 8 and 8; 256 is a
@@ -296,8 +296,8 @@ fn txn(keys: &[Vec<u8>], v: &[u8]) -> InternalRequest {
 }
 
 /// A store for the range benchmarks: keys `0..n` written at revisions `2..=n+1`, then the
-/// last 10% of them overwritten, so that reads at `old_rev` (before the overwrites) merge
-/// `kv_latest` and `kv_history`.
+/// last 10% of them overwritten, so that reads at `old_rev` (before the overwrites) follow
+/// those keys' chains one step back.
 struct RangeStore {
     s: Store,
     n: u64,
@@ -365,7 +365,7 @@ fn range_benches(c: &mut Criterion) {
         }
         if n == 100_000 {
             // etcd's `count` covers the whole range, whatever the limit: a limit of 10 over a
-            // range of 10000 keys still walks 10000 keys of `kv_keys`.
+            // range of 10000 keys still walks 10000 entries of `kv_index`.
             group.bench_function(format!("{name}/limit_10_of_10000"), |b| {
                 let rs = get();
                 b.iter_batched(

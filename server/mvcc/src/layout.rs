@@ -3,38 +3,37 @@
 //! The state machine lives in a single [redb](https://docs.rs/redb) file. Every table uses
 //! raw byte strings for keys and values (redb compares `&[u8]` keys with `memcmp`), so the
 //! byte encodings below *are* the format: they do not depend on redb's own tuple or integer
-//! encodings. All integers are big-endian; revisions are never negative on disk, so the
-//! big-endian bytes of an `i64` sort like the number.
+//! encodings.
+//!
+//! The split follows etcd's `mvcc` package: a *key index* (etcd keeps its `treeIndex` in
+//! memory; here it is a small B-tree on disk) names each key's newest change, and the changes
+//! themselves are stored by revision (etcd's `key` bucket), so a put appends to the revision
+//! tree and rewrites one small index entry. That keeps the pages a random put dirties to one
+//! leaf of a dense tree, which stays in the store's cache even with millions of keys.
 //!
 //! ## Tables
 //!
 //! | table            | key                                  | value                         |
 //! |------------------|--------------------------------------|-------------------------------|
 //! | `meta`           | `&str` name                          | bytes (see *Meta keys*)       |
-//! | `kv_latest`      | user key (raw bytes)                 | *put record* (current value)  |
-//! | `kv_keys`        | user key (raw bytes)                 | `()`                          |
-//! | `kv_history`     | *escaped user key* ‖ *revision*      | *put record* or *tombstone*   |
-//! | `kv_revs`        | *revision*                           | kind byte ‖ user key          |
+//! | `kv_index`       | user key (raw bytes)                 | *index entry*                 |
+//! | `kv_revs`        | *revision*                           | *change record*               |
 //! | `kv_lease_keys`  | lease id (i64 BE) ‖ user key         | `()`                          |
 //! | `leases`         | lease id (i64 BE)                    | *lease record* (see below)    |
 //!
-//! * **`kv_latest`** holds exactly the live keys at the current revision with their full
-//!   record. Reads at the current revision (the overwhelmingly common case) touch only this
-//!   table (plus `kv_keys` to count) and never look at history.
-//! * **`kv_keys`** mirrors the key set of `kv_latest` without values. It exists so that
-//!   `count` (which etcd always reports for the whole range) can be computed by walking a
-//!   dense key-only B-tree instead of every value in the range.
-//! * **`kv_history`** holds every *superseded* version of every key plus one tombstone per
-//!   deletion — but *not* the current version of a live key, which lives only in
-//!   `kv_latest` (values are stored once). The state of key `k` at revision `R` is:
-//!   the `kv_latest` record if its `mod_revision <= R`; otherwise the newest `kv_history`
-//!   entry of `k` with main revision `<= R` (absent if that is a tombstone or there is none).
-//!   When a key is overwritten or deleted its previous `kv_latest` record is moved, byte for
-//!   byte, into `kv_history` under its own (mod main, mod sub) revision.
-//! * **`kv_revs`** is the revision-ordered log of every change still on disk: one entry
-//!   per (main, sub) revision naming the user key and whether it was a put or a delete.
-//!   It drives compaction and watch catch-up (`ReadView::events_between`); the record itself
-//!   is found in `kv_latest` (if its mod revision matches) or in `kv_history`.
+//! * **`kv_revs`** holds every change still on disk, in revision order: one record per
+//!   (main, sub) revision with the user key, the revision of the key's previous change (a
+//!   per-key chain back through history), and for a put its metadata and value. A change is
+//!   written once, when it is made, and never rewritten; compaction deletes records.
+//! * **`kv_index`** has one entry per key that has a change in `kv_revs` newer than the
+//!   last compaction or is live: the key's newest change — for a put its revision and
+//!   metadata (everything a read needs but the value), for a deletion a *tombstone* with the
+//!   deletion's revision. Reads at the current revision walk this table and fetch values
+//!   from `kv_revs` by revision; `count` walks it alone.
+//! * The state of key `k` at revision `R` (`R` not below the compaction revision): start at
+//!   `k`'s index entry and follow the chain (each record's previous change) to the newest
+//!   change with main revision `<= R`. It is a put: that version; a tombstone, a missing
+//!   record (a tombstone compaction removed) or the chain's end: no key.
 //! * **`kv_lease_keys`** indexes live keys by attached lease, for lease revocation.
 //! * **`leases`** holds every granted lease (etcd's `lease` bucket): exactly the ids a put may
 //!   attach. A lease is added by a replicated grant and removed, together with its keys (one
@@ -42,25 +41,31 @@
 //!   keeps them in memory); what is stored is the granted TTL and, once the leader has
 //!   checkpointed the lease, its remaining TTL as of that checkpoint (etcd's `remainingTTL`),
 //!   from which a whole-cluster restart resumes. Keys are exactly 8 bytes.
-//!   The table was added without a layout-version bump: it is purely additive, and a file
-//!   written before it existed gets an empty `leases` table when it is opened (such a file
-//!   cannot hold lease attachments, since no lease could be granted).
+//!
+//! ## Compaction
+//!
+//! Compaction at `C` walks `kv_revs` over `(previous compaction, C]`. For each change, the
+//! key's previous change is superseded at `C` and its record is deleted; a deletion's own
+//! record is deleted too, and so is the key's index entry if that tombstone is still its
+//! newest change. What remains at or below `C` is exactly the newest version of each key live
+//! at `C`, as etcd keeps. A chain may then point at a deleted record: that only ever happens
+//! where the state is "no key" (see above).
 //!
 //! ## Encodings
 //!
-//! * **revision** — 16 bytes: `main: i64 BE` ‖ `sub: i64 BE`. `main` is the store revision
-//!   of the write request, `sub` the index of the change inside it (0, 1, 2, ...).
-//! * **escaped user key** — order-preserving and prefix-free: every `0x00` byte of the user
-//!   key is written as `0x00 0xFF`, and the key is terminated by `0x00 0x01`. For user keys
-//!   `a < b` (bytewise), `esc(a) < esc(b)` and no `esc(a)` is a prefix of another, so the
-//!   entries of one key are contiguous, ordered by revision, and a user-key range `[a, b)`
-//!   maps to the byte range `[esc(a), esc(b))` of `kv_history`. The smallest byte string
-//!   above every entry of key `k` is `esc(k)` with its final `0x01` replaced by `0x02`.
-//! * **put record** — 41-byte header followed by the value:
-//!   `0x01` ‖ `create_revision: i64` ‖ `mod_revision main: i64` ‖ `mod_revision sub: i64` ‖
-//!   `version: i64` ‖ `lease: i64` ‖ `value bytes...` (all integers BE).
-//! * **tombstone** — the single byte `0x02` (its revision is in the `kv_history` key).
-//! * **`kv_revs` value** — kind byte (`0x01` put, `0x02` delete) ‖ raw user key.
+//! *varint* is protobuf's base-128 varint of a `u64` (`prost::encoding`); an `i64` (lease
+//! ids) is written as its two's-complement `u64`.
+//!
+//! * **revision** (`kv_revs` key) — 16 bytes: `main: i64 BE` ‖ `sub: i64 BE`. `main` is the
+//!   store revision of the write request, `sub` the index of the change inside it
+//!   (0, 1, 2, ...). Revisions are never negative, so the bytes sort like the numbers.
+//! * **index entry** — put: `0x01` ‖ varint mod main ‖ varint mod sub ‖ varint
+//!   create_revision ‖ varint version ‖ varint lease. Tombstone: `0x02` ‖ varint main ‖
+//!   varint sub of the deletion. Typically 8–12 bytes.
+//! * **change record** — put: `0x01` ‖ varint key length ‖ key ‖ varint previous main ‖
+//!   varint previous sub ‖ varint create_revision ‖ varint version ‖ varint lease ‖ the value
+//!   (the rest). Deletion: `0x02` ‖ varint key length ‖ key ‖ varint previous main ‖ varint
+//!   previous sub. A previous main of 0 means none (revision 0 never holds a change).
 //! * **lease record** (`leases` value) — one of two lengths:
 //!   * 8 bytes: `granted TTL: i64 BE`. No checkpoint since the grant: the remaining TTL is
 //!     the full TTL. A grant writes this form, as does a checkpoint whose remaining TTL is
@@ -68,64 +73,59 @@
 //!   * 16 bytes: `granted TTL: i64 BE` ‖ `remaining TTL: i64 BE` (seconds, `> 0`), written by
 //!     a lease checkpoint.
 //!
-//!   The 8-byte form is the table's original encoding, so files and snapshots written before
-//!   checkpoints existed read unchanged, and a store that never saw a checkpoint is
-//!   byte-identical to one written without them. A binary older than checkpoints refuses a
-//!   16-byte record as corrupt (loudly, never misreading it).
-//!
-//! Why a hand-rolled record instead of a prost-encoded `mvccpb.KeyValue`: the key is already
-//! the table key (prost would store it a second time), the record must also carry the sub
-//! revision (not a `KeyValue` field), fixed offsets let compaction and filters read revision
-//! fields without decoding the value, and decoding cannot allocate or fail in surprising
-//! ways — a wrong length or kind byte is reported as `MvccError::Corrupt`. A record costs 41
-//! bytes of overhead, comparable to a varint-encoded protobuf plus etcd's 17-byte revision key.
+//! Why hand-rolled records instead of a prost-encoded `mvccpb.KeyValue`: the record must also
+//! carry the sub revision and the chain (not `KeyValue` fields), the index entry must not
+//! carry the value, and decoding cannot allocate or fail in surprising ways — a wrong length,
+//! varint or kind byte is reported as `MvccError::Corrupt`.
 //!
 //! ## Meta keys (`meta` table)
 //!
-//! * `mvcc/format` — one byte, the layout version (currently `1`).
+//! * `mvcc/format` — one byte, the layout version (currently `2`). Version 1 (development
+//!   builds before November 2026: `kv_latest`, `kv_keys`, `kv_history`) is refused by name.
 //! * `mvcc/current_revision` — `i64 BE`, the store revision (starts at 1 with no keys).
 //! * `mvcc/compact_revision` — `i64 BE`, the last compaction revision; absent if the store
 //!   was never compacted.
+//! * `mvcc/live_keys` — `u64 BE`, the number of live keys (put entries of `kv_index`), so
+//!   that counting the whole keyspace does not walk it. Absent means 0.
 //! * every other name is free for the embedding layer (`WriteBatch::set_meta`, e.g. the
 //!   raft layer's `applied` index); names starting with `mvcc/` are reserved.
 //!
 //! ## Snapshots
 //!
 //! `MvccStore::snapshot_bytes` serialises every table above:
-//! magic `b"SYNODMVCC"` ‖ format `u32 BE` (=2) ‖ for each table in the order
-//! `meta, kv_latest, kv_keys, kv_history, kv_revs, kv_lease_keys, leases` (table ids 0..=6):
+//! magic `b"SYNODMVCC"` ‖ format `u32 BE` (=3) ‖ for each table in the order
+//! `meta, kv_index, kv_revs, kv_lease_keys, leases` (table ids 0..=4):
 //! table id `u8` ‖ entry count `u64 BE` ‖ entries (`key len u32 BE` ‖ key ‖ `value len u32 BE`
 //! ‖ value) in key order ‖ finally a CRC-32 (IEEE) `u32 BE` of all preceding bytes.
-//! Format 1 is the same without the `leases` table; it is still accepted on restore (as a
-//! store with no leases). Lease records are copied as they are stored (8 or 16 bytes, see
-//! above); adding the 16-byte form did not change the snapshot format number.
+//! Formats 1 and 2 carried layout 1's tables; they are refused by name.
 
+use prost::encoding::{decode_varint, encode_varint};
 use redb::TableDefinition;
 
 use crate::error::MvccError;
 use crate::Revision;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-pub(crate) const LATEST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv_latest");
-pub(crate) const KEYS: TableDefinition<&[u8], ()> = TableDefinition::new("kv_keys");
-pub(crate) const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv_history");
+pub(crate) const INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv_index");
 pub(crate) const REVS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv_revs");
 pub(crate) const LEASE_KEYS: TableDefinition<&[u8], ()> = TableDefinition::new("kv_lease_keys");
 pub(crate) const LEASES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leases");
 
 /// Current layout version, stored under [`META_FORMAT`].
-pub(crate) const FORMAT_VERSION: u8 = 1;
+pub(crate) const FORMAT_VERSION: u8 = 2;
+/// The layout of development builds before the key index (`kv_latest`, `kv_keys`,
+/// `kv_history`): recognised only to be refused by name.
+pub(crate) const FORMAT_VERSION_KV_HISTORY: u8 = 1;
 pub(crate) const META_FORMAT: &str = "mvcc/format";
 pub(crate) const META_CURRENT_REV: &str = "mvcc/current_revision";
 pub(crate) const META_COMPACT_REV: &str = "mvcc/compact_revision";
+pub(crate) const META_LIVE_KEYS: &str = "mvcc/live_keys";
 /// Prefix of meta names reserved for this crate.
 pub(crate) const RESERVED_META_PREFIX: &str = "mvcc/";
 
 pub(crate) const KIND_PUT: u8 = 0x01;
 pub(crate) const KIND_TOMBSTONE: u8 = 0x02;
 
-/// Length of a put record's fixed header.
-pub(crate) const RECORD_HEADER_LEN: usize = 41;
 /// Length of an encoded revision.
 pub(crate) const REV_LEN: usize = 16;
 
@@ -170,84 +170,6 @@ pub(crate) fn be_i64(bytes: &[u8]) -> Result<i64, MvccError> {
         ))
     })?;
     Ok(i64::from_be_bytes(arr))
-}
-
-/// `esc(key)`: the order-preserving, prefix-free encoding of a user key (with terminator).
-pub(crate) fn escaped_key(key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key.len() + 2 + REV_LEN);
-    push_escaped_key(&mut out, key);
-    out
-}
-
-/// Appends `esc(key)` to `out`.
-pub(crate) fn push_escaped_key(out: &mut Vec<u8>, key: &[u8]) {
-    // Copies the runs between 0x00 bytes whole (most keys have none).
-    let mut runs = key.split(|&b| b == 0);
-    if let Some(first) = runs.next() {
-        out.extend_from_slice(first);
-    }
-    for run in runs {
-        out.extend_from_slice(&[0x00, 0xFF]);
-        out.extend_from_slice(run);
-    }
-    out.extend_from_slice(&[0x00, 0x01]);
-}
-
-/// The smallest byte string greater than every `kv_history` key of `key`.
-pub(crate) fn escaped_key_successor(key: &[u8]) -> Vec<u8> {
-    let mut out = escaped_key(key);
-    if let Some(last) = out.last_mut() {
-        *last = 0x02;
-    }
-    out
-}
-
-/// `esc(key) ‖ rev`: a `kv_history` key.
-pub(crate) fn history_key(key: &[u8], rev: Rev) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key.len() + 2 + REV_LEN);
-    history_key_into(&mut out, key, rev);
-    out
-}
-
-/// [`history_key`] into a reusable buffer (replacing its contents).
-pub(crate) fn history_key_into(out: &mut Vec<u8>, key: &[u8], rev: Rev) {
-    out.clear();
-    push_escaped_key(out, key);
-    out.extend_from_slice(&rev.encode());
-}
-
-/// Splits a `kv_history` key into the user key and the revision.
-pub(crate) fn split_history_key(bytes: &[u8]) -> Result<(Vec<u8>, Rev), MvccError> {
-    let corrupt = || MvccError::Corrupt("malformed kv_history key".to_string());
-    if bytes.len() < REV_LEN + 2 {
-        return Err(corrupt());
-    }
-    let (prefix, rev) = bytes.split_at(bytes.len() - REV_LEN);
-    let rev = Rev::decode(rev)?;
-    let mut key = Vec::with_capacity(prefix.len());
-    let mut i = 0;
-    while i < prefix.len() {
-        let b = prefix[i];
-        if b != 0 {
-            key.push(b);
-            i += 1;
-            continue;
-        }
-        match prefix.get(i + 1) {
-            Some(0xFF) => {
-                key.push(0);
-                i += 2;
-            }
-            Some(0x01) if i + 2 == prefix.len() => return Ok((key, rev)),
-            _ => return Err(corrupt()),
-        }
-    }
-    Err(corrupt())
-}
-
-/// Reads just the user key of a `kv_history` key (for skip-scans).
-pub(crate) fn history_user_key(bytes: &[u8]) -> Result<Vec<u8>, MvccError> {
-    split_history_key(bytes).map(|(k, _)| k)
 }
 
 /// `lease ‖ key`: a `kv_lease_keys` key, into a reusable buffer (replacing its contents).
@@ -296,188 +218,279 @@ pub(crate) fn decode_lease_entry(
     }
 }
 
-/// A decoded put record (without the user key, which is the table key).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct RecordHeader {
-    pub create_revision: i64,
+/// A put's metadata: everything etcd's `KeyValue` holds but the key and the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PutMeta {
     pub mod_rev: Rev,
+    pub create_revision: Revision,
     pub version: i64,
     pub lease: i64,
 }
 
-#[cfg(test)]
-pub(crate) fn encode_record(h: &RecordHeader, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(RECORD_HEADER_LEN + value.len());
-    encode_record_into(&mut out, h, value);
-    out
+/// A `kv_index` entry: a key's newest change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IndexEntry {
+    Put(PutMeta),
+    Tombstone(Rev),
 }
 
-/// Encodes a put record into a reusable buffer (replacing its contents).
-pub(crate) fn encode_record_into(out: &mut Vec<u8>, h: &RecordHeader, value: &[u8]) {
+impl IndexEntry {
+    /// The revision of the change the entry names.
+    pub fn rev(&self) -> Rev {
+        match self {
+            IndexEntry::Put(m) => m.mod_rev,
+            IndexEntry::Tombstone(r) => *r,
+        }
+    }
+
+    /// The live version's metadata, if the key is live.
+    pub fn live(&self) -> Option<&PutMeta> {
+        match self {
+            IndexEntry::Put(m) => Some(m),
+            IndexEntry::Tombstone(_) => None,
+        }
+    }
+}
+
+fn corrupt(what: &str) -> MvccError {
+    MvccError::Corrupt(format!("malformed {what}"))
+}
+
+/// A non-negative number written as a varint (revisions, versions, lengths).
+fn put_uvarint(out: &mut Vec<u8>, n: i64) {
+    encode_varint(n as u64, out);
+}
+
+fn get_varint(buf: &mut &[u8], what: &str) -> Result<u64, MvccError> {
+    decode_varint(buf).map_err(|_| corrupt(what))
+}
+
+/// A varint that must fit a non-negative `i64`.
+fn get_uvarint(buf: &mut &[u8], what: &str) -> Result<i64, MvccError> {
+    i64::try_from(get_varint(buf, what)?).map_err(|_| corrupt(what))
+}
+
+fn get_rev(buf: &mut &[u8], what: &str) -> Result<Rev, MvccError> {
+    Ok(Rev::new(get_uvarint(buf, what)?, get_uvarint(buf, what)?))
+}
+
+fn put_rev(out: &mut Vec<u8>, rev: Rev) {
+    put_uvarint(out, rev.main);
+    put_uvarint(out, rev.sub);
+}
+
+/// create_revision ‖ version ‖ lease (the part of a put's metadata after its revision).
+fn put_meta_tail(out: &mut Vec<u8>, m: &PutMeta) {
+    put_uvarint(out, m.create_revision);
+    put_uvarint(out, m.version);
+    encode_varint(m.lease as u64, out);
+}
+
+fn get_meta_tail(buf: &mut &[u8], mod_rev: Rev, what: &str) -> Result<PutMeta, MvccError> {
+    Ok(PutMeta {
+        mod_rev,
+        create_revision: get_uvarint(buf, what)?,
+        version: get_uvarint(buf, what)?,
+        lease: get_varint(buf, what)? as i64,
+    })
+}
+
+/// Encodes a `kv_index` entry into a reusable buffer (replacing its contents).
+pub(crate) fn encode_index_entry_into(out: &mut Vec<u8>, e: &IndexEntry) {
     out.clear();
-    out.reserve(RECORD_HEADER_LEN + value.len());
+    match e {
+        IndexEntry::Put(m) => {
+            out.push(KIND_PUT);
+            put_rev(out, m.mod_rev);
+            put_meta_tail(out, m);
+        }
+        IndexEntry::Tombstone(rev) => {
+            out.push(KIND_TOMBSTONE);
+            put_rev(out, *rev);
+        }
+    }
+}
+
+pub(crate) fn decode_index_entry(bytes: &[u8]) -> Result<IndexEntry, MvccError> {
+    const WHAT: &str = "kv_index entry";
+    let Some((&kind, mut buf)) = bytes.split_first() else {
+        return Err(corrupt(WHAT));
+    };
+    let rev = get_rev(&mut buf, WHAT)?;
+    let entry = match kind {
+        KIND_PUT => IndexEntry::Put(get_meta_tail(&mut buf, rev, WHAT)?),
+        KIND_TOMBSTONE => IndexEntry::Tombstone(rev),
+        _ => return Err(corrupt(WHAT)),
+    };
+    if !buf.is_empty() {
+        return Err(corrupt(WHAT));
+    }
+    Ok(entry)
+}
+
+/// Whether a `kv_index` value is a put (a live key), from its first byte only.
+pub(crate) fn index_entry_is_live(bytes: &[u8]) -> Result<bool, MvccError> {
+    match bytes.first() {
+        Some(&KIND_PUT) => Ok(true),
+        Some(&KIND_TOMBSTONE) => Ok(false),
+        _ => Err(corrupt("kv_index entry")),
+    }
+}
+
+/// A decoded `kv_revs` record, borrowing the key and value from the stored bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Change<'a> {
+    pub key: &'a [u8],
+    /// The key's previous change still possibly on disk, if any.
+    pub prev: Option<Rev>,
+    /// The put's metadata and value; `None` for a deletion.
+    pub put: Option<(PutMeta, &'a [u8])>,
+}
+
+/// Encodes a put's `kv_revs` record into a reusable buffer (replacing its contents).
+pub(crate) fn encode_put_change_into(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    prev: Option<Rev>,
+    m: &PutMeta,
+    value: &[u8],
+) {
+    out.clear();
+    out.reserve(key.len() + value.len() + 24);
     out.push(KIND_PUT);
-    out.extend_from_slice(&h.create_revision.to_be_bytes());
-    out.extend_from_slice(&h.mod_rev.main.to_be_bytes());
-    out.extend_from_slice(&h.mod_rev.sub.to_be_bytes());
-    out.extend_from_slice(&h.version.to_be_bytes());
-    out.extend_from_slice(&h.lease.to_be_bytes());
+    put_change_key_prev(out, key, prev);
+    put_meta_tail(out, m);
     out.extend_from_slice(value);
 }
 
-/// A `kv_history` value: a put record or a tombstone.
-pub(crate) enum Stored<'a> {
-    Put(RecordHeader, &'a [u8]),
-    Tombstone,
-}
-
-pub(crate) fn decode_stored(bytes: &[u8]) -> Result<Stored<'_>, MvccError> {
-    match bytes.first() {
-        Some(&KIND_TOMBSTONE) if bytes.len() == 1 => Ok(Stored::Tombstone),
-        Some(&KIND_PUT) => {
-            let (h, v) = decode_record(bytes)?;
-            Ok(Stored::Put(h, v))
-        }
-        _ => Err(MvccError::Corrupt("unknown record kind".to_string())),
-    }
-}
-
-/// Decodes a put record into its header and value.
-pub(crate) fn decode_record(bytes: &[u8]) -> Result<(RecordHeader, &[u8]), MvccError> {
-    if bytes.len() < RECORD_HEADER_LEN || bytes[0] != KIND_PUT {
-        return Err(MvccError::Corrupt(format!(
-            "malformed put record ({} bytes)",
-            bytes.len()
-        )));
-    }
-    let h = RecordHeader {
-        create_revision: be_i64(&bytes[1..9])?,
-        mod_rev: Rev {
-            main: be_i64(&bytes[9..17])?,
-            sub: be_i64(&bytes[17..25])?,
-        },
-        version: be_i64(&bytes[25..33])?,
-        lease: be_i64(&bytes[33..41])?,
-    };
-    Ok((h, &bytes[RECORD_HEADER_LEN..]))
-}
-
-/// Encodes a `kv_revs` value into a reusable buffer (replacing its contents).
-pub(crate) fn encode_rev_entry_into(out: &mut Vec<u8>, kind: u8, key: &[u8]) {
+/// Encodes a deletion's `kv_revs` record into a reusable buffer (replacing its contents).
+pub(crate) fn encode_delete_change_into(out: &mut Vec<u8>, key: &[u8], prev: Option<Rev>) {
     out.clear();
-    out.push(kind);
-    out.extend_from_slice(key);
+    out.push(KIND_TOMBSTONE);
+    put_change_key_prev(out, key, prev);
 }
 
-/// Decodes a `kv_revs` value into (is_tombstone, user key).
-pub(crate) fn decode_rev_entry(bytes: &[u8]) -> Result<(bool, &[u8]), MvccError> {
-    match bytes.split_first() {
-        Some((&KIND_PUT, key)) => Ok((false, key)),
-        Some((&KIND_TOMBSTONE, key)) => Ok((true, key)),
-        _ => Err(MvccError::Corrupt("malformed kv_revs entry".to_string())),
+fn put_change_key_prev(out: &mut Vec<u8>, key: &[u8], prev: Option<Rev>) {
+    put_uvarint(out, key.len() as i64);
+    out.extend_from_slice(key);
+    put_rev(out, prev.unwrap_or(Rev::new(0, 0)));
+}
+
+/// Decodes the `kv_revs` record stored under `rev`.
+pub(crate) fn decode_change(rev: Rev, bytes: &[u8]) -> Result<Change<'_>, MvccError> {
+    const WHAT: &str = "kv_revs record";
+    let Some((&kind, mut buf)) = bytes.split_first() else {
+        return Err(corrupt(WHAT));
+    };
+    let key_len = usize::try_from(get_varint(&mut buf, WHAT)?).map_err(|_| corrupt(WHAT))?;
+    if key_len > buf.len() {
+        return Err(corrupt(WHAT));
     }
+    let (key, mut rest) = buf.split_at(key_len);
+    let prev = get_rev(&mut rest, WHAT)?;
+    let prev = (prev.main != 0).then_some(prev);
+    if prev.is_some_and(|p| p >= rev) {
+        return Err(corrupt(WHAT));
+    }
+    let put = match kind {
+        KIND_PUT => {
+            let m = get_meta_tail(&mut rest, rev, WHAT)?;
+            Some((m, rest))
+        }
+        KIND_TOMBSTONE if rest.is_empty() => None,
+        _ => return Err(corrupt(WHAT)),
+    };
+    Ok(Change { key, prev, put })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn escaped_keys_preserve_order_and_are_prefix_free() {
-        let keys: Vec<&[u8]> = vec![
-            b"",
-            b"\x00",
-            b"\x00\x00",
-            b"\x00\x01",
-            b"\x00\xff",
-            b"\x01",
-            b"a",
-            b"a\x00",
-            b"a\x00b",
-            b"a\x01",
-            b"ab",
-            b"b",
-            b"\xff",
-            b"\xff\x00",
-        ];
-        for a in &keys {
-            for b in &keys {
-                let (ea, eb) = (escaped_key(a), escaped_key(b));
-                assert_eq!(a.cmp(b), ea.cmp(&eb), "{a:?} vs {b:?}");
-                if a != b {
-                    assert!(!eb.starts_with(&ea), "{a:?} is a prefix of {b:?}");
-                }
-                // every history entry of `a` sorts below the successor of `a`
-                let ha = history_key(a, Rev::new(i64::MAX, i64::MAX));
-                assert!(ha < escaped_key_successor(a));
-                if a < b {
-                    assert!(escaped_key_successor(a) <= eb, "{a:?} {b:?}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn escaping_matches_the_byte_by_byte_definition() {
-        fn reference(key: &[u8]) -> Vec<u8> {
-            let mut out = Vec::new();
-            for &b in key {
-                out.push(b);
-                if b == 0 {
-                    out.push(0xFF);
-                }
-            }
-            out.extend_from_slice(&[0x00, 0x01]);
-            out
-        }
-        for key in [
-            &b""[..],
-            b"\x00",
-            b"\x00\x00",
-            b"a\x00",
-            b"\x00a",
-            b"a\x00\x00b\x00",
-            b"plain",
-        ] {
-            assert_eq!(escaped_key(key), reference(key), "{key:?}");
-            let mut buf = b"garbage".to_vec();
-            history_key_into(&mut buf, key, Rev::new(5, 6));
-            let mut want = reference(key);
-            want.extend_from_slice(&Rev::new(5, 6).encode());
-            assert_eq!(buf, want, "{key:?}");
-            assert_eq!(history_key(key, Rev::new(5, 6)), want, "{key:?}");
-        }
-    }
-
-    #[test]
-    fn history_keys_round_trip() {
-        for key in [&b""[..], b"\x00", b"a\x00\x01b", b"\xff\x00\xff", b"plain"] {
-            let rev = Rev::new(12345, 7);
-            let (k, r) = split_history_key(&history_key(key, rev)).unwrap();
-            assert_eq!((k.as_slice(), r), (key, rev));
-        }
-        assert!(split_history_key(b"short").is_err());
-        assert!(split_history_key(&[0u8; 40]).is_err());
-    }
-
-    #[test]
-    fn records_round_trip_and_reject_garbage() {
-        let h = RecordHeader {
+    fn meta(main: i64, sub: i64) -> PutMeta {
+        PutMeta {
+            mod_rev: Rev::new(main, sub),
             create_revision: 3,
-            mod_rev: Rev::new(9, 2),
             version: 4,
             lease: -5,
-        };
-        let bytes = encode_record(&h, b"value");
-        let (h2, v) = decode_record(&bytes).unwrap();
-        assert_eq!((h2, v), (h, &b"value"[..]));
-        assert!(decode_record(&bytes[..40]).is_err());
-        assert!(decode_stored(&[0]).is_err());
-        assert!(matches!(
-            decode_stored(&[KIND_TOMBSTONE]),
-            Ok(Stored::Tombstone)
-        ));
-        assert!(decode_rev_entry(&[]).is_err());
+        }
+    }
+
+    #[test]
+    fn index_entries_round_trip_and_reject_garbage() {
+        let mut buf = b"garbage".to_vec();
+        for e in [
+            IndexEntry::Put(meta(1 << 40, 2)),
+            IndexEntry::Put(PutMeta {
+                lease: 0,
+                ..meta(9, 0)
+            }),
+            IndexEntry::Tombstone(Rev::new(7, 1)),
+        ] {
+            encode_index_entry_into(&mut buf, &e);
+            assert_eq!(decode_index_entry(&buf).unwrap(), e);
+            assert_eq!(index_entry_is_live(&buf).unwrap(), e.live().is_some());
+            // Truncated or extended entries are refused, never misread.
+            assert!(decode_index_entry(&buf[..buf.len() - 1]).is_err());
+            let mut longer = buf.clone();
+            longer.push(0);
+            assert!(decode_index_entry(&longer).is_err());
+        }
+        // A small live key's entry is small.
+        encode_index_entry_into(
+            &mut buf,
+            &IndexEntry::Put(PutMeta {
+                mod_rev: Rev::new(1_000_000, 0),
+                create_revision: 900_000,
+                version: 2,
+                lease: 0,
+            }),
+        );
+        assert_eq!(buf.len(), 10);
+        assert!(decode_index_entry(&[]).is_err());
+        assert!(decode_index_entry(&[9, 1, 1]).is_err());
+        assert!(decode_index_entry(&[KIND_PUT, 0xFF, 0xFF]).is_err());
+        assert!(index_entry_is_live(&[]).is_err());
+    }
+
+    #[test]
+    fn change_records_round_trip_and_reject_garbage() {
+        let mut buf = Vec::new();
+        let rev = Rev::new(10, 1);
+        encode_put_change_into(
+            &mut buf,
+            b"k\x00ey",
+            Some(Rev::new(9, 0)),
+            &meta(10, 1),
+            b"v",
+        );
+        let c = decode_change(rev, &buf).unwrap();
+        assert_eq!(c.key, b"k\x00ey");
+        assert_eq!(c.prev, Some(Rev::new(9, 0)));
+        assert_eq!(c.put, Some((meta(10, 1), &b"v"[..])));
+        // An empty value is a put with an empty value.
+        encode_put_change_into(&mut buf, b"", None, &meta(10, 1), b"");
+        let c = decode_change(rev, &buf).unwrap();
+        assert_eq!(
+            (c.key, c.prev, c.put),
+            (&b""[..], None, Some((meta(10, 1), &b""[..])))
+        );
+        encode_delete_change_into(&mut buf, b"key", Some(Rev::new(10, 0)));
+        let c = decode_change(rev, &buf).unwrap();
+        assert_eq!(
+            (c.key, c.prev, c.put),
+            (&b"key"[..], Some(Rev::new(10, 0)), None)
+        );
+        // A deletion with trailing bytes, a key longer than the record, a chain that does
+        // not go back in time, an unknown kind.
+        let mut longer = buf.clone();
+        longer.push(1);
+        assert!(decode_change(rev, &longer).is_err());
+        assert!(decode_change(rev, &[KIND_PUT, 50, b'k']).is_err());
+        encode_delete_change_into(&mut buf, b"key", Some(rev));
+        assert!(decode_change(rev, &buf).is_err());
+        assert!(decode_change(rev, &[7, 0, 0, 0]).is_err());
+        assert!(decode_change(rev, &[]).is_err());
     }
 
     #[test]

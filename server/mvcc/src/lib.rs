@@ -8,7 +8,8 @@
 //!   0, 1, 2, ... A put always changes; a delete-range that deletes nothing does not; a txn
 //!   bumps the revision once iff its chosen branch changed something; compaction never does.
 //! * **Reads** ([`ReadView::range`]) support every `RangeRequest` option. Reads at the current
-//!   revision use only the `kv_latest`/`kv_keys` tables; older revisions use `kv_history`.
+//!   revision walk the key index and fetch each value by revision; older revisions follow
+//!   each key's chain of changes.
 //!   `count` is the number of keys in the range at that revision — unaffected by `limit` and
 //!   by the min/max revision filters (etcd computes it before filtering); `more` says
 //!   whether the (filtered, sorted) result was truncated by `limit`. The response header

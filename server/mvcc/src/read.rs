@@ -12,8 +12,7 @@ use synod_proto::mvccpb::{event::EventType, Event, KeyValue};
 
 use crate::error::MvccError;
 use crate::layout::{
-    decode_record, decode_rev_entry, decode_stored, escaped_key, escaped_key_successor,
-    history_key, history_user_key, RecordHeader, Rev, Stored,
+    decode_change, decode_index_entry, index_entry_is_live, IndexEntry, PutMeta, Rev,
 };
 use crate::Revision;
 
@@ -26,10 +25,8 @@ pub(crate) trait SetTable: ReadableTable<&'static [u8], ()> {}
 impl<T: ReadableTable<&'static [u8], ()>> SetTable for T {}
 
 /// The key-value tables of the store (see [`crate::layout`]).
-pub(crate) struct Tables<L, K, H, R, X> {
-    pub latest: L,
-    pub keys: K,
-    pub history: H,
+pub(crate) struct Tables<I, R, X> {
+    pub index: I,
     pub revs: R,
     pub lease_keys: X,
 }
@@ -85,7 +82,7 @@ impl KeyRange {
         }
     }
 
-    /// User-key bounds for `kv_latest` / `kv_keys`; `None` if the range is empty.
+    /// User-key bounds for `kv_index`; `None` if the range is empty.
     fn bounds(&self) -> Option<KeyBounds<'_>> {
         if self.is_empty() {
             return None;
@@ -99,14 +96,6 @@ impl KeyRange {
             ),
         })
     }
-
-    /// Byte bounds `[lo, hi)` of the range's entries in `kv_history`.
-    fn history_bounds(&self) -> (Vec<u8>, Option<Vec<u8>>) {
-        match self {
-            KeyRange::Single(k) => (escaped_key(k), Some(escaped_key_successor(k))),
-            KeyRange::Span { start, end } => (escaped_key(start), end.as_deref().map(escaped_key)),
-        }
-    }
 }
 
 pub(crate) fn header(revision: Revision) -> Option<ResponseHeader> {
@@ -116,87 +105,136 @@ pub(crate) fn header(revision: Revision) -> Option<ResponseHeader> {
     })
 }
 
-fn to_kv(key: &[u8], h: &RecordHeader, value: &[u8]) -> KeyValue {
+pub(crate) fn to_kv(key: &[u8], m: &PutMeta, value: &[u8]) -> KeyValue {
     KeyValue {
         key: key.to_vec(),
-        create_revision: h.create_revision,
-        mod_revision: h.mod_rev.main,
-        version: h.version,
+        create_revision: m.create_revision,
+        mod_revision: m.mod_rev.main,
+        version: m.version,
         value: value.to_vec(),
-        lease: h.lease,
+        lease: m.lease,
     }
 }
 
-/// Decodes a stored put record into a `KeyValue`.
-pub(crate) fn record_to_kv(key: &[u8], raw: &[u8]) -> Result<KeyValue, MvccError> {
-    let (h, v) = decode_record(raw)?;
-    Ok(to_kv(key, &h, v))
+/// What [`Tables::resolve_from`] found: the version of a key visible at some revision.
+enum Found {
+    /// A put: its metadata and (if asked for) value.
+    Put(PutMeta, Vec<u8>),
+    /// A deletion, a compacted-away record or the chain's end: no key.
+    Absent,
 }
 
-impl<L, K, H, R, X> Tables<L, K, H, R, X>
+impl<I, R, X> Tables<I, R, X>
 where
-    L: BytesTable,
-    K: SetTable,
-    H: BytesTable,
+    I: BytesTable,
     R: BytesTable,
     X: SetTable,
 {
+    /// `key`'s `kv_index` entry: its newest change.
+    pub fn index_entry(&self, key: &[u8]) -> Result<Option<IndexEntry>, MvccError> {
+        match self.index.get(key)? {
+            Some(g) => Ok(Some(decode_index_entry(g.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The value of the put stored at `rev` (named by `key`'s index entry or chain).
+    pub fn value_at(&self, key: &[u8], rev: Rev) -> Result<Vec<u8>, MvccError> {
+        let Some(g) = self.revs.get(rev.encode().as_slice())? else {
+            return Err(MvccError::Corrupt(format!(
+                "no kv_revs record at {rev:?} for a live version"
+            )));
+        };
+        let change = decode_change(rev, g.value())?;
+        match change.put {
+            Some((_, value)) if change.key == key => Ok(value.to_vec()),
+            _ => Err(MvccError::Corrupt(format!(
+                "kv_revs record at {rev:?} is not the put the index names"
+            ))),
+        }
+    }
+
+    /// The live version of `key` as a `KeyValue` with its value, from its metadata.
+    pub fn live_kv(&self, key: &[u8], m: &PutMeta) -> Result<KeyValue, MvccError> {
+        let value = self.value_at(key, m.mod_rev)?;
+        let mut kv = to_kv(key, m, &[]);
+        kv.value = value;
+        Ok(kv)
+    }
+
     /// The current (latest) version of `key`.
     pub fn latest_kv(&self, key: &[u8]) -> Result<Option<KeyValue>, MvccError> {
-        match self.latest.get(key)? {
-            Some(g) => Ok(Some(record_to_kv(key, g.value())?)),
-            None => Ok(None),
+        match self.index_entry(key)? {
+            Some(IndexEntry::Put(m)) => Ok(Some(self.live_kv(key, &m)?)),
+            _ => Ok(None),
         }
     }
 
     pub fn latest_exists(&self, key: &[u8]) -> Result<bool, MvccError> {
-        Ok(self.keys.get(key)?.is_some())
+        Ok(matches!(self.index_entry(key)?, Some(IndexEntry::Put(_))))
     }
 
-    /// The newest `kv_history` entry of `key` with main revision `<= at`, if it is a put.
-    /// Without `want_value` the returned key-value has an empty value (existence check).
-    fn history_kv_at(
+    /// The version of `key` visible at `at`, walking its chain from the change at `start`
+    /// (the key's newest change not yet ruled out). Only meaningful for `at` at or above
+    /// the compaction revision (see [`crate::layout`]).
+    fn resolve_from(
         &self,
         key: &[u8],
+        start: Option<Rev>,
+        at: Revision,
+        want_value: bool,
+    ) -> Result<Found, MvccError> {
+        let mut next = start;
+        while let Some(rev) = next {
+            let Some(g) = self.revs.get(rev.encode().as_slice())? else {
+                // Deleted by a compaction: a tombstone at or below it.
+                return Ok(Found::Absent);
+            };
+            let change = decode_change(rev, g.value())?;
+            if change.key != key {
+                return Err(MvccError::Corrupt(format!(
+                    "kv_revs record at {rev:?} belongs to another key"
+                )));
+            }
+            if rev.main <= at {
+                return Ok(match change.put {
+                    Some((m, v)) => Found::Put(m, if want_value { v.to_vec() } else { Vec::new() }),
+                    None => Found::Absent,
+                });
+            }
+            next = change.prev;
+        }
+        Ok(Found::Absent)
+    }
+
+    /// The version of `key` with index entry `entry` visible at `at`.
+    fn resolve_entry(
+        &self,
+        key: &[u8],
+        entry: &IndexEntry,
         at: Revision,
         want_value: bool,
     ) -> Result<Option<KeyValue>, MvccError> {
-        if at < 0 {
-            return Ok(None);
-        }
-        let lo = escaped_key(key);
-        let hi = history_key(key, Rev::new(at.saturating_add(1), 0));
-        let mut iter = self.history.range::<&[u8]>(lo.as_slice()..hi.as_slice())?;
-        match iter.next_back() {
-            Some(entry) => {
-                let (_, v) = entry?;
-                match decode_stored(v.value())? {
-                    Stored::Put(h, value) => {
-                        Ok(Some(to_kv(key, &h, if want_value { value } else { &[] })))
-                    }
-                    Stored::Tombstone => Ok(None),
-                }
+        let found = match entry {
+            IndexEntry::Put(m) if m.mod_rev.main <= at => {
+                let value = if want_value {
+                    self.value_at(key, m.mod_rev)?
+                } else {
+                    Vec::new()
+                };
+                Found::Put(*m, value)
             }
-            None => Ok(None),
-        }
-    }
-
-    /// The version of `key` visible at revision `at` (`at >= cur` means the latest).
-    pub fn kv_at(
-        &self,
-        key: &[u8],
-        at: Revision,
-        cur: Revision,
-    ) -> Result<Option<KeyValue>, MvccError> {
-        if let Some(g) = self.latest.get(key)? {
-            let (h, v) = decode_record(g.value())?;
-            if at >= cur || h.mod_rev.main <= at {
-                return Ok(Some(to_kv(key, &h, v)));
+            IndexEntry::Tombstone(r) if r.main <= at => Found::Absent,
+            _ => self.resolve_from(key, Some(entry.rev()), at, want_value)?,
+        };
+        Ok(match found {
+            Found::Put(m, value) => {
+                let mut kv = to_kv(key, &m, &[]);
+                kv.value = value;
+                Some(kv)
             }
-        } else if at >= cur {
-            return Ok(None);
-        }
-        self.history_kv_at(key, at, true)
+            Found::Absent => None,
+        })
     }
 
     /// Live keys in `kr` at the latest revision, in key order.
@@ -205,55 +243,70 @@ where
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        for entry in self.keys.range::<&[u8]>(bounds)? {
-            let (k, _) = entry?;
-            out.push(k.value().to_vec());
+        for entry in self.index.range::<&[u8]>(bounds)? {
+            let (k, v) = entry?;
+            if index_entry_is_live(v.value())? {
+                out.push(k.value().to_vec());
+            }
         }
         Ok(out)
     }
 
-    /// Number of live keys in `kr` at the latest revision (walks the key-only table).
-    pub fn count_latest(&self, kr: &KeyRange) -> Result<i64, MvccError> {
-        // The whole keyspace ("" or "\0" to "\0"): the table length is O(1).
+    /// Number of live keys in `kr` at the latest revision (walks the index; the whole
+    /// keyspace is the `live` counter).
+    pub fn count_latest(&self, kr: &KeyRange, live: u64) -> Result<i64, MvccError> {
+        let to_i64 =
+            |n: u64| i64::try_from(n).map_err(|_| MvccError::Corrupt("key count overflow".into()));
+        // The whole keyspace ("" or "\0" to "\0").
         if let KeyRange::Span { start, end: None } = kr {
             if start.is_empty() || start.as_slice() == [0] {
-                let mut n = self.keys.len()?;
-                if !start.is_empty() && self.keys.get(&[][..])?.is_some() {
-                    n -= 1;
+                let mut n = live;
+                if !start.is_empty() && self.latest_exists(&[])? {
+                    n = n.saturating_sub(1);
                 }
-                return i64::try_from(n)
-                    .map_err(|_| MvccError::Corrupt("key count overflow".into()));
+                return to_i64(n);
             }
         }
         let Some(bounds) = kr.bounds() else {
             return Ok(0);
         };
-        let mut n = 0i64;
-        for entry in self.keys.range::<&[u8]>(bounds)? {
-            entry?;
-            n += 1;
+        let mut n = 0u64;
+        for entry in self.index.range::<&[u8]>(bounds)? {
+            let (_, v) = entry?;
+            if index_entry_is_live(v.value())? {
+                n += 1;
+            }
         }
-        Ok(n)
+        to_i64(n)
     }
 
     /// The key-values in `kr` visible at revision `at`, and how many keys the range holds
     /// at that revision. Materialises at most `fetch_limit` key-values (0 = all), none if
-    /// `!want_kvs`; the count always covers the whole range.
+    /// `!want_kvs`, and reads their values only if `want_values`; the count always covers
+    /// the whole range. `live` is the store's live key count at `cur`.
+    #[allow(clippy::too_many_arguments)]
     pub fn range_at(
         &self,
         kr: &KeyRange,
         at: Revision,
         cur: Revision,
+        live: u64,
         want_kvs: bool,
+        want_values: bool,
         fetch_limit: usize,
     ) -> Result<(Vec<KeyValue>, i64), MvccError> {
         let Some(bounds) = kr.bounds() else {
             return Ok((Vec::new(), 0));
         };
         let take = |n: usize| want_kvs && (fetch_limit == 0 || n < fetch_limit);
+        let at = at.min(cur);
 
         if let KeyRange::Single(key) = kr {
-            return Ok(match self.kv_at(key, at, cur)? {
+            let found = match self.index_entry(key)? {
+                Some(entry) => self.resolve_entry(key, &entry, at, want_kvs && want_values)?,
+                None => None,
+            };
+            return Ok(match found {
                 Some(kv) if want_kvs => (vec![kv], 1),
                 Some(_) => (Vec::new(), 1),
                 None => (Vec::new(), 0),
@@ -261,119 +314,47 @@ where
         }
 
         if at >= cur {
-            // Latest revision: kv_latest (values) and kv_keys (count) only.
+            // Latest revision: the index, and each value by its revision.
             let mut kvs = Vec::new();
             if want_kvs {
-                for entry in self.latest.range::<&[u8]>(bounds)? {
+                for entry in self.index.range::<&[u8]>(bounds)? {
                     if !take(kvs.len()) {
                         break;
                     }
                     let (k, v) = entry?;
-                    kvs.push(record_to_kv(k.value(), v.value())?);
+                    if let IndexEntry::Put(m) = decode_index_entry(v.value())? {
+                        let key = k.value();
+                        kvs.push(if want_values {
+                            self.live_kv(key, &m)?
+                        } else {
+                            to_kv(key, &m, &[])
+                        });
+                    }
                 }
                 if fetch_limit == 0 || kvs.len() < fetch_limit {
                     let n = kvs.len() as i64;
                     return Ok((kvs, n));
                 }
             }
-            let count = self.count_latest(kr)?;
+            let count = self.count_latest(kr, live)?;
             return Ok((kvs, count));
         }
 
-        // Older revision: merge the distinct keys of kv_latest and kv_history in the range
-        // and resolve each at `at`.
+        // Older revision: every key the index knows in the range, resolved at `at`.
         let mut kvs = Vec::new();
         let mut count = 0i64;
-        let mut latest_iter = self.latest.range::<&[u8]>(bounds)?;
-        let mut latest_next = latest_iter.next().transpose()?;
-        let (hist_lo, hist_hi) = kr.history_bounds();
-        let mut hist_next = self.next_history_key(&hist_lo, hist_hi.as_deref())?;
-        loop {
-            let order = match (&latest_next, &hist_next) {
-                (None, None) => break,
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (Some((lk, _)), Some(hk)) => lk.value().cmp(hk.as_slice()),
-            };
-            // Resolved from kv_latest if its record is old enough; otherwise from history.
-            let mut resolved = false;
-            if order != Ordering::Greater {
-                if let Some((lk, lv)) = &latest_next {
-                    let (h, v) = decode_record(lv.value())?;
-                    if h.mod_rev.main <= at {
-                        resolved = true;
-                        count += 1;
-                        if take(kvs.len()) {
-                            kvs.push(to_kv(lk.value(), &h, v));
-                        }
-                    }
+        for entry in self.index.range::<&[u8]>(bounds)? {
+            let (k, v) = entry?;
+            let entry = decode_index_entry(v.value())?;
+            let want = take(kvs.len());
+            if let Some(kv) = self.resolve_entry(k.value(), &entry, at, want && want_values)? {
+                count += 1;
+                if want {
+                    kvs.push(kv);
                 }
-            }
-            let key_for_history = if order != Ordering::Less {
-                hist_next.take()
-            } else {
-                None
-            };
-            if !resolved {
-                if let Some(hk) = &key_for_history {
-                    let want = take(kvs.len());
-                    if let Some(kv) = self.history_kv_at(hk, at, want)? {
-                        count += 1;
-                        if want {
-                            kvs.push(kv);
-                        }
-                    }
-                }
-            }
-            if order != Ordering::Greater {
-                latest_next = latest_iter.next().transpose()?;
-            }
-            if let Some(hk) = key_for_history {
-                let next = escaped_key_successor(&hk);
-                hist_next = self.next_history_key(&next, hist_hi.as_deref())?;
             }
         }
         Ok((kvs, count))
-    }
-
-    /// The user key of the first `kv_history` entry in `[from, hi)`.
-    fn next_history_key(
-        &self,
-        from: &[u8],
-        hi: Option<&[u8]>,
-    ) -> Result<Option<Vec<u8>>, MvccError> {
-        let upper = hi.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut iter = self
-            .history
-            .range::<&[u8]>((Bound::Included(from), upper))?;
-        match iter.next() {
-            Some(entry) => {
-                let (k, _) = entry?;
-                Ok(Some(history_user_key(k.value())?))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// The put stored at exactly revision `rev` for `key` (for events).
-    fn put_at_rev(&self, key: &[u8], rev: Rev) -> Result<KeyValue, MvccError> {
-        if let Some(g) = self.latest.get(key)? {
-            let (h, v) = decode_record(g.value())?;
-            if h.mod_rev == rev {
-                return Ok(to_kv(key, &h, v));
-            }
-        }
-        match self.history.get(history_key(key, rev).as_slice())? {
-            Some(g) => match decode_stored(g.value())? {
-                Stored::Put(h, v) => Ok(to_kv(key, &h, v)),
-                Stored::Tombstone => Err(MvccError::Corrupt(format!(
-                    "kv_revs names a put at {rev:?} but kv_history holds a tombstone"
-                ))),
-            },
-            None => Err(MvccError::Corrupt(format!(
-                "no record for revision {rev:?}"
-            ))),
-        }
     }
 
     /// Events with main revision in `[from, to]`, in revision order (see
@@ -403,20 +384,29 @@ where
                 break;
             }
             last_main = Some(rev.main);
-            let (tombstone, key) = decode_rev_entry(v.value())?;
-            let (ty, kv) = if tombstone {
-                let kv = KeyValue {
-                    key: key.to_vec(),
-                    mod_revision: rev.main,
-                    ..Default::default()
-                };
-                (EventType::Delete, kv)
-            } else {
-                (EventType::Put, self.put_at_rev(key, rev)?)
+            let change = decode_change(rev, v.value())?;
+            let (ty, kv) = match change.put {
+                Some((m, value)) => (EventType::Put, to_kv(change.key, &m, value)),
+                None => {
+                    let kv = KeyValue {
+                        key: change.key.to_vec(),
+                        mod_revision: rev.main,
+                        ..Default::default()
+                    };
+                    (EventType::Delete, kv)
+                }
             };
             let is_create = ty == EventType::Put && kv.create_revision == kv.mod_revision;
             let prev_kv = if with_prev_kv && !is_create && rev.main > first_rev {
-                self.kv_at(key, rev.main - 1, cur)?
+                // The key at the revision before, from this change's own chain.
+                match self.resolve_from(change.key, change.prev, rev.main - 1, true)? {
+                    Found::Put(m, value) => {
+                        let mut kv = to_kv(change.key, &m, &[]);
+                        kv.value = value;
+                        Some(kv)
+                    }
+                    Found::Absent => None,
+                }
             } else {
                 None
             };
@@ -458,13 +448,21 @@ where
     /// etcd 3.4 `applyCompare`, against the latest revision.
     pub fn compare(&self, c: &Compare) -> Result<bool, MvccError> {
         let kr = KeyRange::from_request(&c.key, &c.range_end);
+        let by_value = c.target == compare::CompareTarget::Value as i32;
         let mut seen = false;
         if let Some(bounds) = kr.bounds() {
-            for entry in self.latest.range::<&[u8]>(bounds)? {
-                let (_, v) = entry?;
-                let (h, value) = decode_record(v.value())?;
+            for entry in self.index.range::<&[u8]>(bounds)? {
+                let (k, v) = entry?;
+                let IndexEntry::Put(m) = decode_index_entry(v.value())? else {
+                    continue;
+                };
                 seen = true;
-                if !compare_kv(c, &h, value) {
+                let value = if by_value {
+                    self.value_at(k.value(), m.mod_rev)?
+                } else {
+                    Vec::new()
+                };
+                if !compare_kv(c, &m, &value) {
                     return Ok(false);
                 }
             }
@@ -472,11 +470,11 @@ where
         if seen {
             return Ok(true);
         }
-        if c.target == compare::CompareTarget::Value as i32 {
+        if by_value {
             // A missing key has no value; etcd fails every value comparison on it.
             return Ok(false);
         }
-        let zero = RecordHeader {
+        let zero = PutMeta {
             create_revision: 0,
             mod_rev: Rev::new(0, 0),
             version: 0,
@@ -488,7 +486,7 @@ where
 
 /// etcd 3.4 `compareKV`: an absent or mismatched `target_union` compares against the zero
 /// value; an unknown target compares as equal; an unknown result is true.
-fn compare_kv(c: &Compare, h: &RecordHeader, value: &[u8]) -> bool {
+fn compare_kv(c: &Compare, h: &PutMeta, value: &[u8]) -> bool {
     use compare::{CompareResult as R, CompareTarget as T, TargetUnion as U};
     let ord = match T::try_from(c.target) {
         Ok(T::Value) => {
@@ -539,16 +537,15 @@ fn compare_kv(c: &Compare, h: &RecordHeader, value: &[u8]) -> bool {
 
 /// etcd 3.4 `applierV3backend.Range` over `tables`, reading at `cur` (the revision the
 /// response header reports) with compaction floor `first_rev` (`-1` if never compacted).
-pub(crate) fn range<L, K, H, R, X>(
-    tables: &Tables<L, K, H, R, X>,
+pub(crate) fn range<I, R, X>(
+    tables: &Tables<I, R, X>,
     req: &RangeRequest,
     cur: Revision,
     first_rev: Revision,
+    live: u64,
 ) -> Result<RangeResponse, MvccError>
 where
-    L: BytesTable,
-    K: SetTable,
-    H: BytesTable,
+    I: BytesTable,
     R: BytesTable,
     X: SetTable,
 {
@@ -577,7 +574,18 @@ where
     };
 
     let kr = KeyRange::from_request(&req.key, &req.range_end);
-    let (mut kvs, count) = tables.range_at(&kr, at, cur, !req.count_only, fetch_limit)?;
+    // Values are read only to be returned, or to sort by (etcd sorts before it drops them).
+    let want_values = !req.keys_only
+        || req.sort_target == synod_proto::etcdserverpb::range_request::SortTarget::Value as i32;
+    let (mut kvs, count) = tables.range_at(
+        &kr,
+        at,
+        cur,
+        live,
+        !req.count_only,
+        want_values,
+        fetch_limit,
+    )?;
 
     if req.max_mod_revision != 0 {
         kvs.retain(|kv| kv.mod_revision <= req.max_mod_revision);
@@ -639,5 +647,6 @@ fn sort_kvs(kvs: &mut [KeyValue], order: i32, target: i32) {
     }
 }
 
-/// Pre-request state of keys touched by a write request, for watch events' `prev_kv`.
-pub(crate) type PreState = HashMap<Vec<u8>, Option<KeyValue>>;
+/// Pre-request state of keys touched by a write request, for `prev_kv`s: the metadata of
+/// each key's live version before the request (its value is read by revision if needed).
+pub(crate) type PreState = HashMap<Vec<u8>, Option<PutMeta>>;

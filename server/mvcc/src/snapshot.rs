@@ -4,39 +4,30 @@ use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::error::MvccError;
 use crate::layout::{
-    be_i64, decode_lease_entry, FORMAT_VERSION, HISTORY, KEYS, LATEST, LEASES, LEASE_KEYS, META,
-    META_COMPACT_REV, META_CURRENT_REV, META_FORMAT, REVS,
+    be_i64, decode_lease_entry, FORMAT_VERSION, INDEX, LEASES, LEASE_KEYS, META, META_COMPACT_REV,
+    META_CURRENT_REV, META_FORMAT, REVS,
 };
 
 const MAGIC: &[u8; 9] = b"SYNODMVCC";
-/// The format written. Format 2 added the `leases` table (whose records may since carry a
-/// checkpointed remaining TTL; see [`crate::layout`]).
-const SNAPSHOT_FORMAT: u32 = 2;
-/// The oldest format still restored (its tables are a prefix of format 2's).
-const OLDEST_SNAPSHOT_FORMAT: u32 = 1;
+/// The format written: the tables of store layout 2.
+const SNAPSHOT_FORMAT: u32 = 3;
+/// Formats 1 and 2 carried the tables of store layout 1 (`kv_latest`, `kv_keys`,
+/// `kv_history`), from development builds before the key index: refused by name.
+const LAST_KV_HISTORY_FORMAT: u32 = 2;
 
 /// Table ids in snapshot order.
 const T_META: u8 = 0;
-const T_LATEST: u8 = 1;
-const T_KEYS: u8 = 2;
-const T_HISTORY: u8 = 3;
-const T_REVS: u8 = 4;
-const T_LEASE_KEYS: u8 = 5;
-const T_LEASES: u8 = 6;
-const TABLE_COUNT: usize = 7;
-/// Tables in a format-1 snapshot (everything but `leases`).
-const TABLE_COUNT_V1: usize = 6;
+const T_INDEX: u8 = 1;
+const T_REVS: u8 = 2;
+const T_LEASE_KEYS: u8 = 3;
+const T_LEASES: u8 = 4;
+const TABLE_COUNT: usize = 5;
 
 type BytesDef = TableDefinition<'static, &'static [u8], &'static [u8]>;
 type SetDef = TableDefinition<'static, &'static [u8], ()>;
 
-const BYTES_TABLES: [(u8, BytesDef); 4] = [
-    (T_LATEST, LATEST),
-    (T_HISTORY, HISTORY),
-    (T_REVS, REVS),
-    (T_LEASES, LEASES),
-];
-const SET_TABLES: [(u8, SetDef); 2] = [(T_KEYS, KEYS), (T_LEASE_KEYS, LEASE_KEYS)];
+const BYTES_TABLES: [(u8, BytesDef); 3] = [(T_INDEX, INDEX), (T_REVS, REVS), (T_LEASES, LEASES)];
+const SET_TABLES: [(u8, SetDef); 1] = [(T_LEASE_KEYS, LEASE_KEYS)];
 
 const fn crc_table() -> [u32; 256] {
     let mut table = [0u32; 256];
@@ -176,7 +167,12 @@ pub(crate) fn parse_snapshot(data: &[u8]) -> Result<Parsed<'_>, MvccError> {
     let format = r.u32()?;
     let table_count = match format {
         SNAPSHOT_FORMAT => TABLE_COUNT,
-        OLDEST_SNAPSHOT_FORMAT => TABLE_COUNT_V1,
+        1..=LAST_KV_HISTORY_FORMAT => {
+            return Err(corrupt(&format!(
+                "format {format} holds store layout 1 (development builds before the key \
+                 index); this build restores format {SNAPSHOT_FORMAT} only"
+            )))
+        }
         _ => return Err(corrupt(&format!("unsupported format {format}"))),
     };
     let mut tables = Vec::with_capacity(TABLE_COUNT);
@@ -197,7 +193,7 @@ pub(crate) fn parse_snapshot(data: &[u8]) -> Result<Parsed<'_>, MvccError> {
             if prev.is_some_and(|p| p >= k) {
                 return Err(corrupt("keys out of order"));
             }
-            if (id == T_KEYS || id == T_LEASE_KEYS) && !v.is_empty() {
+            if id == T_LEASE_KEYS && !v.is_empty() {
                 return Err(corrupt("set entry with a value"));
             }
             if id == T_META && std::str::from_utf8(k).is_err() {
@@ -214,8 +210,6 @@ pub(crate) fn parse_snapshot(data: &[u8]) -> Result<Parsed<'_>, MvccError> {
     if r.pos != body.len() {
         return Err(corrupt("trailing bytes"));
     }
-    // An older format lacks the later tables: restore them empty.
-    tables.resize_with(TABLE_COUNT, Vec::new);
     // The meta table must describe a store of this layout.
     let meta = &tables[T_META as usize];
     let find = |name: &str| {
@@ -299,32 +293,29 @@ mod tests {
     }
 
     #[test]
-    fn format_1_snapshots_restore_with_no_leases() {
-        let mut tables = vec![meta_entries()];
-        tables.resize_with(TABLE_COUNT_V1, Vec::new);
-        let data = build(1, &tables);
-        let parsed = parse_snapshot(&data).unwrap();
-        assert_eq!(parsed.tables.len(), TABLE_COUNT);
-        assert!(parsed.tables[T_LEASES as usize].is_empty());
-        // A format-1 snapshot with a seventh table is malformed.
-        tables.push(Vec::new());
-        assert!(parse_snapshot(&build(1, &tables)).is_err());
+    fn snapshots_of_the_kv_history_layout_are_refused_by_name() {
+        for format in [1u32, 2] {
+            let mut tables = vec![meta_entries()];
+            tables.resize_with(if format == 1 { 6 } else { 7 }, Vec::new);
+            let err = parse_snapshot(&build(format, &tables)).err().unwrap();
+            assert!(err.to_string().contains("store layout 1"), "{err}");
+        }
     }
 
     #[test]
-    fn format_2_snapshots_carry_leases_and_reject_malformed_ones() {
+    fn snapshots_carry_leases_and_reject_malformed_ones() {
         let id = 7i64.to_be_bytes();
         let ttl = 30i64.to_be_bytes();
         let mut tables = vec![meta_entries()];
         tables.resize_with(TABLE_COUNT, Vec::new);
         tables[T_LEASES as usize] = vec![(&id[..], &ttl[..])];
-        let data = build(2, &tables);
+        let data = build(SNAPSHOT_FORMAT, &tables);
         let parsed = parse_snapshot(&data).unwrap();
         assert_eq!(parsed.tables[T_LEASES as usize], vec![(&id[..], &ttl[..])]);
         // A checkpointed lease record (TTL and remaining TTL) is carried as it is.
         let checkpointed = [ttl, 12i64.to_be_bytes()].concat();
         tables[T_LEASES as usize] = vec![(&id[..], &checkpointed[..])];
-        let data = build(2, &tables);
+        let data = build(SNAPSHOT_FORMAT, &tables);
         let parsed = parse_snapshot(&data).unwrap();
         assert_eq!(
             parsed.tables[T_LEASES as usize],
@@ -332,12 +323,17 @@ mod tests {
         );
         // A lease entry that is neither 8 nor 16 bytes.
         tables[T_LEASES as usize] = vec![(&id[..], &ttl[..4])];
-        assert!(parse_snapshot(&build(2, &tables)).is_err());
-        // Format 2 without the leases table.
+        assert!(parse_snapshot(&build(SNAPSHOT_FORMAT, &tables)).is_err());
+        // A lease attachment with a value.
+        tables[T_LEASES as usize] = Vec::new();
+        tables[T_LEASE_KEYS as usize] = vec![(&id[..], &ttl[..])];
+        assert!(parse_snapshot(&build(SNAPSHOT_FORMAT, &tables)).is_err());
+        tables[T_LEASE_KEYS as usize] = Vec::new();
+        // A table missing.
         tables.pop();
-        assert!(parse_snapshot(&build(2, &tables)).is_err());
+        assert!(parse_snapshot(&build(SNAPSHOT_FORMAT, &tables)).is_err());
         // An unknown format.
-        assert!(parse_snapshot(&build(3, &[meta_entries()])).is_err());
+        assert!(parse_snapshot(&build(SNAPSHOT_FORMAT + 1, &[meta_entries()])).is_err());
     }
 
     #[test]

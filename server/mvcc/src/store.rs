@@ -13,8 +13,8 @@ use synod_proto::mvccpb::{Event, KeyValue};
 
 use crate::error::MvccError;
 use crate::layout::{
-    be_i64, decode_lease_entry, FORMAT_VERSION, HISTORY, KEYS, LATEST, LEASES, LEASE_KEYS, META,
-    META_COMPACT_REV, META_CURRENT_REV, META_FORMAT, REVS,
+    be_i64, decode_lease_entry, FORMAT_VERSION, FORMAT_VERSION_KV_HISTORY, INDEX, LEASES,
+    LEASE_KEYS, META, META_COMPACT_REV, META_CURRENT_REV, META_FORMAT, META_LIVE_KEYS, REVS,
 };
 use crate::read::{range, Tables};
 use crate::write::WriteBatch;
@@ -60,6 +60,17 @@ where
     Ok((current, compact))
 }
 
+/// The number of live keys recorded in the meta table (absent: none).
+pub(crate) fn read_live_keys<T>(meta: &T) -> Result<u64, MvccError>
+where
+    T: ReadableTable<&'static str, &'static [u8]>,
+{
+    match meta.get(META_LIVE_KEYS)? {
+        Some(g) => Ok(be_i64(g.value())? as u64),
+        None => Ok(0),
+    }
+}
+
 /// redb's page cache for the store (its default is 1 GiB). It also holds the pages of the
 /// non-durable commits between two durable ones, so it bounds the store's resident memory:
 /// with the default a store of a few hundred MB kept all of it resident (2x etcd's RSS at 200k
@@ -87,14 +98,19 @@ impl MvccStore {
         let mut txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
-            txn.open_table(LATEST)?;
-            txn.open_table(KEYS)?;
-            txn.open_table(HISTORY)?;
+            let format = meta.get(META_FORMAT)?.map(|g| g.value().to_vec());
+            if format.as_deref() == Some(&[FORMAT_VERSION_KV_HISTORY]) {
+                return Err(MvccError::Corrupt(format!(
+                    "{} has the store layout of development builds before the key index \
+                     (layout 1: kv_latest, kv_history); this build reads layout \
+                     {FORMAT_VERSION} only: start from an empty data directory",
+                    path.display()
+                )));
+            }
+            txn.open_table(INDEX)?;
             txn.open_table(REVS)?;
             txn.open_table(LEASE_KEYS)?;
-            // Added after layout version 1 shipped; created here for older files.
             txn.open_table(LEASES)?;
-            let format = meta.get(META_FORMAT)?.map(|g| g.value().to_vec());
             match format.as_deref() {
                 None => {
                     if meta.get(META_CURRENT_REV)?.is_some() {
@@ -245,19 +261,20 @@ impl LeaseRecord {
 /// Entry counts of the store's tables (see [`crate::layout`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    /// Keys live at the current revision (`kv_latest` / `kv_keys`).
+    /// Keys live at the current revision.
     pub live_keys: u64,
-    /// Superseded versions and tombstones still on disk (`kv_history`).
+    /// Superseded versions and tombstones still on disk: `revision_entries - live_keys`.
     pub history_entries: u64,
     /// Changes still on disk (`kv_revs`): live versions plus history entries.
     pub revision_entries: u64,
+    /// Keys the index knows (`kv_index`): live keys and keys whose deletion is not yet
+    /// compacted away.
+    pub index_entries: u64,
     /// Lease attachments of live keys (`kv_lease_keys`).
     pub lease_attachments: u64,
 }
 
 type RoTables = Tables<
-    ReadOnlyTable<&'static [u8], &'static [u8]>,
-    ReadOnlyTable<&'static [u8], ()>,
     ReadOnlyTable<&'static [u8], &'static [u8]>,
     ReadOnlyTable<&'static [u8], &'static [u8]>,
     ReadOnlyTable<&'static [u8], ()>,
@@ -271,6 +288,7 @@ pub struct ReadView {
     leases: ReadOnlyTable<&'static [u8], &'static [u8]>,
     current_rev: Revision,
     compact_rev: Option<Revision>,
+    live_keys: u64,
     _txn: ReadTransaction,
 }
 
@@ -283,10 +301,9 @@ impl ReadView {
     fn new(txn: ReadTransaction) -> Result<ReadView, MvccError> {
         let meta = txn.open_table(META)?;
         let (current_rev, compact_rev) = read_meta_revisions(&meta)?;
+        let live_keys = read_live_keys(&meta)?;
         let tables = Tables {
-            latest: txn.open_table(LATEST)?,
-            keys: txn.open_table(KEYS)?,
-            history: txn.open_table(HISTORY)?,
+            index: txn.open_table(INDEX)?,
             revs: txn.open_table(REVS)?,
             lease_keys: txn.open_table(LEASE_KEYS)?,
         };
@@ -296,6 +313,7 @@ impl ReadView {
             leases: txn.open_table(LEASES)?,
             current_rev,
             compact_rev,
+            live_keys,
             _txn: txn,
         })
     }
@@ -303,7 +321,13 @@ impl ReadView {
     /// etcd's Range with every option (see the crate docs). The header carries only the
     /// store's current revision (whatever revision was read at).
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
-        range(&self.tables, req, self.current_rev, self.first_rev())
+        range(
+            &self.tables,
+            req,
+            self.current_rev,
+            self.first_rev(),
+            self.live_keys,
+        )
     }
 
     /// The current version of one key.
@@ -404,10 +428,12 @@ impl ReadView {
 
     /// Entry counts of the tables (O(1); for metrics and tests).
     pub fn stats(&self) -> Result<StoreStats, MvccError> {
+        let revision_entries = self.tables.revs.len()?;
         Ok(StoreStats {
-            live_keys: self.tables.keys.len()?,
-            history_entries: self.tables.history.len()?,
-            revision_entries: self.tables.revs.len()?,
+            live_keys: self.live_keys,
+            history_entries: revision_entries.saturating_sub(self.live_keys),
+            revision_entries,
+            index_entries: self.tables.index.len()?,
             lease_attachments: self.tables.lease_keys.len()?,
         })
     }

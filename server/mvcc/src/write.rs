@@ -14,18 +14,16 @@ use synod_proto::peerpb::{internal_request, internal_response, InternalRequest, 
 
 use crate::error::MvccError;
 use crate::layout::{
-    decode_lease_entry, decode_record, decode_rev_entry, encode_lease_record, encode_record_into,
-    encode_rev_entry_into, escaped_key, history_key, history_key_into, lease_key_into,
-    split_history_key, RecordHeader, Rev, HISTORY, KEYS, KIND_PUT, KIND_TOMBSTONE, LATEST, LEASES,
-    LEASE_KEYS, META, META_COMPACT_REV, META_CURRENT_REV, RESERVED_META_PREFIX, REVS,
+    decode_change, decode_lease_entry, encode_delete_change_into, encode_index_entry_into,
+    encode_lease_record, encode_put_change_into, lease_key_into, IndexEntry, PutMeta, Rev, INDEX,
+    LEASES, LEASE_KEYS, META, META_COMPACT_REV, META_CURRENT_REV, META_LIVE_KEYS,
+    RESERVED_META_PREFIX, REVS,
 };
-use crate::read::{header, range, record_to_kv, KeyRange, PreState, Tables};
-use crate::store::read_meta_revisions;
+use crate::read::{header, range, to_kv, KeyRange, PreState, Tables};
+use crate::store::{read_live_keys, read_meta_revisions};
 use crate::Revision;
 
 type RwTables<'t> = Tables<
-    Table<'t, &'static [u8], &'static [u8]>,
-    Table<'t, &'static [u8], ()>,
     Table<'t, &'static [u8], &'static [u8]>,
     Table<'t, &'static [u8], &'static [u8]>,
     Table<'t, &'static [u8], ()>,
@@ -43,9 +41,7 @@ struct BatchTables<'t> {
 fn open_batch_tables(txn: &WriteTransaction) -> Result<BatchTables<'_>, MvccError> {
     Ok(BatchTables {
         kv: Tables {
-            latest: txn.open_table(LATEST)?,
-            keys: txn.open_table(KEYS)?,
-            history: txn.open_table(HISTORY)?,
+            index: txn.open_table(INDEX)?,
             revs: txn.open_table(REVS)?,
             lease_keys: txn.open_table(LEASE_KEYS)?,
         },
@@ -69,11 +65,11 @@ self_cell::self_cell!(
 /// Reusable encoding buffers, so that a change allocates no scratch space of its own.
 #[derive(Default)]
 struct Scratch {
-    /// A `kv_latest` record.
+    /// A `kv_revs` record.
     record: Vec<u8>,
-    /// A `kv_history` key.
-    history_key: Vec<u8>,
-    /// A `kv_lease_keys` key or a `kv_revs` value.
+    /// A `kv_index` entry.
+    index: Vec<u8>,
+    /// A `kv_lease_keys` key.
     aux: Vec<u8>,
 }
 
@@ -96,7 +92,11 @@ pub struct WriteBatch {
     current_rev: Revision,
     /// The compaction revision including this batch; written to `meta` once, at commit.
     compact_rev: Option<Revision>,
+    /// Live keys including this batch; written to `meta` once, at commit.
+    live_keys: u64,
     revisions_dirty: bool,
+    /// Whether events carry `prev_kv` (see [`WriteBatch::set_prev_kv_in_events`]).
+    prev_kv_in_events: bool,
     events: Vec<Event>,
     scratch: Scratch,
     poisoned: Option<String>,
@@ -108,6 +108,10 @@ struct ReqCtx {
     begin_rev: Revision,
     /// Changes made so far (the next change's sub revision).
     changes: i64,
+    /// Live keys, including this request's changes so far.
+    live: u64,
+    /// Whether events carry `prev_kv`.
+    prev_kv_in_events: bool,
     /// State of every touched key before the request (for events' `prev_kv`). `None` for
     /// requests that change every key at most once (all but txns): there the state a change
     /// finds *is* the state before the request, so nothing needs remembering.
@@ -132,31 +136,14 @@ impl ReqCtx {
         Rev::new(self.begin_rev + 1, self.changes)
     }
 
-    /// Notes that `key` is about to change; `now` builds its state as the change finds it.
-    /// Returns the key's state before the request if `want` (a `prev_kv`), else `None`.
-    fn prev_state(
-        &mut self,
-        key: &[u8],
-        want: bool,
-        now: impl FnOnce() -> Option<KeyValue>,
-    ) -> Option<KeyValue> {
+    /// Notes that `key` is about to change; `now` is its live version as the change finds
+    /// it. Returns the key's live version before the request if `want` (for a `prev_kv`).
+    fn prev_state(&mut self, key: &[u8], want: bool, now: Option<PutMeta>) -> Option<PutMeta> {
         match &mut self.pre {
-            None => {
-                if want {
-                    now()
-                } else {
-                    None
-                }
-            }
+            None => now.filter(|_| want),
             Some(pre) => {
-                if !pre.contains_key(key) {
-                    pre.insert(key.to_vec(), now());
-                }
-                if want {
-                    pre.get(key).cloned().flatten()
-                } else {
-                    None
-                }
+                let before = *pre.entry(key.to_vec()).or_insert(now);
+                before.filter(|_| want)
             }
         }
     }
@@ -166,11 +153,14 @@ impl WriteBatch {
     pub(crate) fn begin(txn: WriteTransaction) -> Result<WriteBatch, MvccError> {
         let txn = OpenTxn::try_new(txn, open_batch_tables)?;
         let (current_rev, compact_rev) = read_meta_revisions(&txn.borrow_dependent().meta)?;
+        let live_keys = read_live_keys(&txn.borrow_dependent().meta)?;
         Ok(WriteBatch {
             txn,
             current_rev,
             compact_rev,
+            live_keys,
             revisions_dirty: false,
+            prev_kv_in_events: true,
             events: Vec::new(),
             scratch: Scratch::default(),
             poisoned: None,
@@ -200,6 +190,14 @@ impl WriteBatch {
         self.compact_rev.unwrap_or(0)
     }
 
+    /// Whether the events of the requests applied from now on carry `prev_kv` (the default).
+    /// Filling it reads each overwritten or deleted key's old value; an embedding layer with
+    /// no watcher that wants it turns it off, and reads it from history for a watcher that
+    /// turns up later (see [`crate::ReadView::events_between`]).
+    pub fn set_prev_kv_in_events(&mut self, on: bool) {
+        self.prev_kv_in_events = on;
+    }
+
     /// etcd's `compactMainRev`: the oldest readable revision, `-1` if never compacted.
     fn first_rev(&self) -> Revision {
         self.compact_rev.unwrap_or(-1)
@@ -212,6 +210,8 @@ impl WriteBatch {
         ReqCtx {
             begin_rev: self.current_rev,
             changes: 0,
+            live: self.live_keys,
+            prev_kv_in_events: self.prev_kv_in_events,
             pre: may_repeat_keys.then(PreState::new),
             events_start: events.len(),
             events,
@@ -316,6 +316,7 @@ impl WriteBatch {
     ) -> Result<T, MvccError> {
         let ReqCtx {
             changes,
+            live,
             mut events,
             events_start,
             buf,
@@ -326,6 +327,7 @@ impl WriteBatch {
             Ok(v) => {
                 if changes > 0 {
                     self.current_rev += 1;
+                    self.live_keys = live;
                     self.revisions_dirty = true;
                 }
                 if let Some(c) = new_compact {
@@ -473,7 +475,13 @@ impl WriteBatch {
     /// A range read through this batch (sees everything applied so far).
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
         self.check_usable()?;
-        range(&self.tables().kv, req, self.current_rev, self.first_rev())
+        range(
+            &self.tables().kv,
+            req,
+            self.current_rev,
+            self.first_rev(),
+            self.live_keys,
+        )
     }
 
     /// Live keys attached to `lease`, as of this batch.
@@ -526,12 +534,16 @@ impl WriteBatch {
             )));
         }
         if self.revisions_dirty {
-            let (current_rev, compact_rev) = (self.current_rev, self.compact_rev);
+            let (current_rev, compact_rev, live) =
+                (self.current_rev, self.compact_rev, self.live_keys);
             self.txn
                 .with_dependent_mut(|_, tables| -> Result<(), MvccError> {
                     tables
                         .meta
                         .insert(META_CURRENT_REV, current_rev.to_be_bytes().as_slice())?;
+                    tables
+                        .meta
+                        .insert(META_LIVE_KEYS, live.to_be_bytes().as_slice())?;
                     if let Some(c) = compact_rev {
                         tables
                             .meta
@@ -581,54 +593,48 @@ fn put_key(
     lease: i64,
 ) -> Result<(), MvccError> {
     let rev = ctx.next_rev();
-    let (create_revision, version, prev_kv) = {
-        // Other tables are written while this guard still reads `kv_latest`.
-        let old = t.latest.get(key)?;
-        match &old {
-            Some(g) => {
-                let raw = g.value();
-                let (h, v) = decode_record(raw)?;
-                // A key created earlier in this request (deleted, then put again) has no
-                // `prev_kv`, like etcd's.
-                let prev_kv = ctx.prev_state(key, h.create_revision != rev.main, || {
-                    Some(kv_of(key, &h, v))
-                });
-                // The superseded version moves, byte for byte, into history.
-                history_key_into(&mut ctx.buf.history_key, key, h.mod_rev);
-                t.history.insert(ctx.buf.history_key.as_slice(), raw)?;
-                if h.lease != 0 && h.lease != lease {
-                    lease_key_into(&mut ctx.buf.aux, h.lease, key);
-                    t.lease_keys.remove(ctx.buf.aux.as_slice())?;
-                }
-                (h.create_revision, h.version + 1, prev_kv)
-            }
-            None => {
-                let prev_kv = ctx.prev_state(key, false, || None);
-                t.keys.insert(key, ())?;
-                (rev.main, 1, prev_kv)
-            }
-        }
+    let old = t.index_entry(key)?;
+    let old_live = old.as_ref().and_then(|e| e.live().copied());
+    let (create_revision, version) = match &old_live {
+        Some(m) => (m.create_revision, m.version + 1),
+        None => (rev.main, 1),
     };
+    // A key created earlier in this request (deleted, then put again) has no `prev_kv`,
+    // like etcd's.
+    let want_prev = ctx.prev_kv_in_events && create_revision != rev.main;
+    let prev_kv = match ctx.prev_state(key, want_prev, old_live) {
+        Some(before) => Some(t.live_kv(key, &before)?),
+        None => None,
+    };
+    if let Some(m) = &old_live {
+        if m.lease != 0 && m.lease != lease {
+            lease_key_into(&mut ctx.buf.aux, m.lease, key);
+            t.lease_keys.remove(ctx.buf.aux.as_slice())?;
+        }
+    } else {
+        ctx.live += 1;
+    }
     if lease != 0 {
         lease_key_into(&mut ctx.buf.aux, lease, key);
         t.lease_keys.insert(ctx.buf.aux.as_slice(), ())?;
     }
-    let h = RecordHeader {
-        create_revision,
+    let m = PutMeta {
         mod_rev: rev,
+        create_revision,
         version,
         lease,
     };
-    encode_record_into(&mut ctx.buf.record, &h, value);
-    t.latest.insert(key, ctx.buf.record.as_slice())?;
-    encode_rev_entry_into(&mut ctx.buf.aux, KIND_PUT, key);
+    encode_index_entry_into(&mut ctx.buf.index, &IndexEntry::Put(m));
+    t.index.insert(key, ctx.buf.index.as_slice())?;
+    let prev = old.as_ref().map(IndexEntry::rev);
+    encode_put_change_into(&mut ctx.buf.record, key, prev, &m, value);
     t.revs
-        .insert(rev.encode().as_slice(), ctx.buf.aux.as_slice())?;
+        .insert(rev.encode().as_slice(), ctx.buf.record.as_slice())?;
     ctx.changes += 1;
 
     ctx.events.push(Event {
         r#type: EventType::Put as i32,
-        kv: Some(kv_of(key, &h, value)),
+        kv: Some(to_kv(key, &m, value)),
         prev_kv,
     });
     Ok(())
@@ -637,29 +643,23 @@ fn put_key(
 /// Deletes `key` (which must be live) at the next sub revision; false if it was not live.
 fn delete_key(t: &mut RwTables<'_>, ctx: &mut ReqCtx, key: &[u8]) -> Result<bool, MvccError> {
     let rev = ctx.next_rev();
-    let prev_kv = {
-        // Other tables are written while this guard still holds the removed record.
-        let Some(old) = t.latest.remove(key)? else {
-            return Ok(false);
-        };
-        let raw = old.value();
-        let (h, v) = decode_record(raw)?;
-        let prev_kv = ctx.prev_state(key, true, || Some(kv_of(key, &h, v)));
-        history_key_into(&mut ctx.buf.history_key, key, h.mod_rev);
-        t.history.insert(ctx.buf.history_key.as_slice(), raw)?;
-        if h.lease != 0 {
-            lease_key_into(&mut ctx.buf.aux, h.lease, key);
-            t.lease_keys.remove(ctx.buf.aux.as_slice())?;
-        }
-        prev_kv
+    let Some(IndexEntry::Put(m)) = t.index_entry(key)? else {
+        return Ok(false);
     };
-    history_key_into(&mut ctx.buf.history_key, key, rev);
-    t.history
-        .insert(ctx.buf.history_key.as_slice(), [KIND_TOMBSTONE].as_slice())?;
-    t.keys.remove(key)?;
-    encode_rev_entry_into(&mut ctx.buf.aux, KIND_TOMBSTONE, key);
+    let prev_kv = match ctx.prev_state(key, ctx.prev_kv_in_events, Some(m)) {
+        Some(before) => Some(t.live_kv(key, &before)?),
+        None => None,
+    };
+    if m.lease != 0 {
+        lease_key_into(&mut ctx.buf.aux, m.lease, key);
+        t.lease_keys.remove(ctx.buf.aux.as_slice())?;
+    }
+    encode_index_entry_into(&mut ctx.buf.index, &IndexEntry::Tombstone(rev));
+    t.index.insert(key, ctx.buf.index.as_slice())?;
+    encode_delete_change_into(&mut ctx.buf.record, key, Some(m.mod_rev));
     t.revs
-        .insert(rev.encode().as_slice(), ctx.buf.aux.as_slice())?;
+        .insert(rev.encode().as_slice(), ctx.buf.record.as_slice())?;
+    ctx.live = ctx.live.saturating_sub(1);
     ctx.changes += 1;
 
     ctx.events.push(Event {
@@ -674,16 +674,6 @@ fn delete_key(t: &mut RwTables<'_>, ctx: &mut ReqCtx, key: &[u8]) -> Result<bool
     Ok(true)
 }
 
-fn kv_of(key: &[u8], h: &RecordHeader, value: &[u8]) -> KeyValue {
-    KeyValue {
-        key: key.to_vec(),
-        create_revision: h.create_revision,
-        mod_revision: h.mod_rev.main,
-        version: h.version,
-        value: value.to_vec(),
-        lease: h.lease,
-    }
-}
 // ---------------------------------------------------------------------------------------
 // Requests (etcd 3.4 etcdserver/apply.go)
 
@@ -701,10 +691,7 @@ fn exec_put(
         }
     }
     let prev = if p.ignore_value || p.ignore_lease || p.prev_kv {
-        t.latest
-            .get(p.key.as_slice())?
-            .map(|g| record_to_kv(&p.key, g.value()))
-            .transpose()?
+        t.latest_kv(&p.key)?
     } else {
         None
     };
@@ -739,7 +726,7 @@ fn exec_delete_range(
     let kr = KeyRange::from_request(&d.key, &d.range_end);
     let cur = ctx.read_rev();
     let prev_kvs = if d.prev_kv {
-        t.range_at(&kr, cur, cur, true, 0)?.0
+        t.range_at(&kr, cur, cur, ctx.live, true, true, 0)?.0
     } else {
         Vec::new()
     };
@@ -914,9 +901,15 @@ fn exec_txn(
     let mut responses = Vec::with_capacity(ops.len());
     for op in ops {
         let response = match &op.request {
-            Some(request_op::Request::RequestRange(r)) => Some(
-                response_op::Response::ResponseRange(range(&*t, r, ctx.read_rev(), first_rev)?),
-            ),
+            Some(request_op::Request::RequestRange(r)) => {
+                Some(response_op::Response::ResponseRange(range(
+                    &*t,
+                    r,
+                    ctx.read_rev(),
+                    first_rev,
+                    ctx.live,
+                )?))
+            }
             Some(request_op::Request::RequestPut(p)) => Some(response_op::Response::ResponsePut(
                 exec_put(t, ctx, p, None)?,
             )),
@@ -966,12 +959,12 @@ fn exec_compaction(
 
 /// Physically removes what compaction at `to` makes unreachable: for every key, all
 /// versions with main revision `<= to` except the newest one, and that one too if it is a
-/// tombstone.
+/// tombstone (with the key's index entry, if the tombstone is its newest change).
 ///
 /// Walks `kv_revs` over `(previous, to]` only — whatever survived the previous compaction
-/// and was not touched since is still the newest version of its key. Visiting change `e` of
-/// key `k`, every older version of `k` is superseded by `e`, so it is deleted (amortised O(1)
-/// per change); a tombstone `e` is deleted as well.
+/// and was not superseded since is still the newest version of its key. Visiting change `e`,
+/// the key's previous change (its chain link) is superseded by `e` and deleted: O(1) per
+/// change.
 fn compact(
     t: &mut RwTables<'_>,
     previous: Option<Revision>,
@@ -980,13 +973,17 @@ fn compact(
     let mut cursor = Rev::new(previous.map_or(0, |p| p.saturating_add(1)), 0);
     let end = Rev::new(to.saturating_add(1), 0).encode();
     loop {
-        let mut chunk: Vec<(Rev, bool, Vec<u8>)> = Vec::with_capacity(COMPACTION_CHUNK);
+        // (revision, previous change, deleted key if a tombstone)
+        let mut chunk: Vec<(Rev, Option<Rev>, Option<Vec<u8>>)> =
+            Vec::with_capacity(COMPACTION_CHUNK);
         {
             let lo = cursor.encode();
             for entry in t.revs.range::<&[u8]>(lo.as_slice()..end.as_slice())? {
                 let (k, v) = entry?;
-                let (tombstone, key) = decode_rev_entry(v.value())?;
-                chunk.push((Rev::decode(k.value())?, tombstone, key.to_vec()));
+                let rev = Rev::decode(k.value())?;
+                let change = decode_change(rev, v.value())?;
+                let tombstone = change.put.is_none().then(|| change.key.to_vec());
+                chunk.push((rev, change.prev, tombstone));
                 if chunk.len() >= COMPACTION_CHUNK {
                     break;
                 }
@@ -995,22 +992,15 @@ fn compact(
         let Some(&(last, _, _)) = chunk.last() else {
             break;
         };
-        for (rev, tombstone, key) in &chunk {
-            let lo = escaped_key(key);
-            let hi = history_key(key, *rev);
-            let mut older = Vec::new();
-            for entry in t.history.range::<&[u8]>(lo.as_slice()..hi.as_slice())? {
-                let (k, _) = entry?;
-                older.push(k.value().to_vec());
+        for (rev, prev, tombstone) in &chunk {
+            if let Some(p) = prev {
+                t.revs.remove(p.encode().as_slice())?;
             }
-            for hk in older {
-                let (_, r) = split_history_key(&hk)?;
-                t.history.remove(hk.as_slice())?;
-                t.revs.remove(r.encode().as_slice())?;
-            }
-            if *tombstone {
-                t.history.remove(history_key(key, *rev).as_slice())?;
+            if let Some(key) = tombstone {
                 t.revs.remove(rev.encode().as_slice())?;
+                if t.index_entry(key)? == Some(IndexEntry::Tombstone(*rev)) {
+                    t.index.remove(key.as_slice())?;
+                }
             }
         }
         cursor = Rev::new(last.main, last.sub.saturating_add(1));

@@ -1,7 +1,8 @@
 //! The events a `WriteBatch` reports must be exactly what the store later replays with
 //! `ReadView::events_between(.., with_prev_kv = true)`, for random batches of many requests
 //! (puts with and without leases, delete-ranges, txns touching a key several times, lease
-//! revocations, rejected requests).
+//! revocations, rejected requests) — without `prev_kv` when the batch was told to leave it
+//! out.
 
 mod common;
 
@@ -105,10 +106,13 @@ fn batch_events_match_the_replayed_log() {
             batch.grant_lease(9, 60).unwrap();
             batch.commit(false).unwrap();
         }
-        let mut reported: Vec<Event> = Vec::new();
+        // Each reported event, and whether its batch filled prev_kv.
+        let mut reported: Vec<(Event, bool)> = Vec::new();
         let mut step = 0;
         for _ in 0..60 {
             let mut batch = h.store.write().unwrap();
+            let with_prev = rng.random_bool(0.6);
+            batch.set_prev_kv_in_events(with_prev);
             for _ in 0..rng.random_range(1..10) {
                 step += 1;
                 let result = match rng.random_range(0..10) {
@@ -136,10 +140,10 @@ fn batch_events_match_the_replayed_log() {
                     assert!(e.is_request_error(), "seed {seed} step {step}: {e}");
                 }
                 if rng.random_bool(0.2) {
-                    reported.extend(batch.take_events());
+                    reported.extend(batch.take_events().into_iter().map(|e| (e, with_prev)));
                 }
             }
-            reported.extend(batch.events().iter().cloned());
+            reported.extend(batch.events().iter().cloned().map(|e| (e, with_prev)));
             batch.commit(false).unwrap();
         }
         let view = h.store.read().unwrap();
@@ -148,8 +152,17 @@ fn batch_events_match_the_replayed_log() {
             .unwrap();
         assert!(replayed.len() > 100, "seed {seed}: too few events");
         assert_eq!(reported.len(), replayed.len(), "seed {seed}");
-        for (i, (r, p)) in reported.iter().zip(&replayed).enumerate() {
-            assert_eq!(r, p, "seed {seed} event {i}");
+        for (i, ((r, with_prev), p)) in reported.iter().zip(&replayed).enumerate() {
+            let mut want = p.clone();
+            if !with_prev {
+                want.prev_kv = None;
+            }
+            assert_eq!(r, &want, "seed {seed} event {i}");
         }
+        let bare = view
+            .events_between(1, view.current_revision(), 0, false)
+            .unwrap();
+        assert!(bare.iter().all(|e| e.prev_kv.is_none()));
+        assert_eq!(bare.len(), replayed.len());
     }
 }

@@ -155,17 +155,28 @@ fn check_reads(h: &Harness, m: &Model, rng: &mut StdRng) {
     let c = m.compact.unwrap_or(0);
     let mut expected_changes = 0u64;
     let mut live = 0u64;
+    // Keys the index still knows: live ones, and deleted ones with history after `c`.
+    let mut indexed = 0u64;
     for versions in m.history.values() {
-        expected_changes += versions.iter().filter(|(r, _)| *r > c).count() as u64;
-        if let Some((_, Some(_))) = versions.iter().rev().find(|(r, _)| *r <= c) {
+        let after = versions.iter().filter(|(r, _)| *r > c).count() as u64;
+        expected_changes += after;
+        let kept = matches!(
+            versions.iter().rev().find(|(r, _)| *r <= c),
+            Some((_, Some(_)))
+        );
+        if kept {
             expected_changes += 1;
         }
         if matches!(versions.last(), Some((_, Some(_)))) {
             live += 1;
         }
+        if after > 0 || kept {
+            indexed += 1;
+        }
     }
     let stats = view.stats().unwrap();
     assert_eq!(stats.live_keys, live);
+    assert_eq!(stats.index_entries, indexed, "{stats:?}");
     assert_eq!(stats.revision_entries, expected_changes, "{stats:?}");
     assert_eq!(stats.history_entries, expected_changes - live, "{stats:?}");
     // Events after the compaction revision match the model's log.

@@ -147,6 +147,47 @@ fn opening_a_non_database_file_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn a_store_of_the_kv_history_layout_is_refused_by_name_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    {
+        // What development builds before the key index wrote: layout 1.
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+            let mut meta = txn.open_table(meta).unwrap();
+            meta.insert("mvcc/format", [1u8].as_slice()).unwrap();
+            meta.insert("mvcc/current_revision", 7i64.to_be_bytes().as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let err = MvccStore::open(&path).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("layout 1") && msg.contains("empty data directory"),
+        "{msg}"
+    );
+    // Nothing was written: still layout 1, with no table of layout 2.
+    use redb::{ReadableDatabase, ReadableTable, TableHandle};
+    let db = redb::Database::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let tables: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|t| t.name().to_string())
+        .collect();
+    assert_eq!(tables, vec!["meta".to_string()]);
+    let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+    let meta = txn.open_table(meta).unwrap();
+    assert_eq!(
+        meta.get("mvcc/format").unwrap().unwrap().value(),
+        &[1u8][..]
+    );
+}
+
+#[test]
 fn opening_a_path_in_a_missing_directory_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = MvccStore::open(&dir.path().join("missing/dir/db")).unwrap_err();

@@ -381,8 +381,8 @@ pub fn has_delete(events: &[WatchEvent]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use synod_proto::mvccpb::{event::EventType, Event};
     use crate::api::errors::RequestError;
+    use synod_proto::mvccpb::{event::EventType, Event};
 
     #[test]
     fn hex_is_gos_signed_format() {

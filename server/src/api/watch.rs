@@ -246,7 +246,11 @@ impl StreamState {
         Some(self.svc.node.header(revision))
     }
 
-    async fn on_request(&mut self, req: WatchRequest, sink: &crate::watch::Sink) -> Result<(), Gone> {
+    async fn on_request(
+        &mut self,
+        req: WatchRequest,
+        sink: &crate::watch::Sink,
+    ) -> Result<(), Gone> {
         match req.request_union {
             Some(RequestUnion::CreateRequest(c)) => self.create(c, sink).await,
             Some(RequestUnion::CancelRequest(c)) => {
@@ -277,7 +281,11 @@ impl StreamState {
         }
     }
 
-    async fn create(&mut self, c: WatchCreateRequest, sink: &crate::watch::Sink) -> Result<(), Gone> {
+    async fn create(
+        &mut self,
+        c: WatchCreateRequest,
+        sink: &crate::watch::Sink,
+    ) -> Result<(), Gone> {
         let range = watch_range(&c.key, &c.range_end);
         let refused = |reason: &str, rev: i64, this: &Self| WatchReply {
             header: this.header(rev),

@@ -187,7 +187,10 @@ mod tests {
         let plain = reply.clone().into_response();
         assert_eq!(reply.encode_to_vec(), plain.encode_to_vec());
         assert_eq!(reply.encoded_len(), plain.encoded_len());
-        assert_eq!(WatchResponse::decode(reply.encode_to_vec().as_slice()).ok(), Some(plain));
+        assert_eq!(
+            WatchResponse::decode(reply.encode_to_vec().as_slice()).ok(),
+            Some(plain)
+        );
     }
 
     #[test]
@@ -208,7 +211,9 @@ mod tests {
             fragment: true,
             events: Vec::new(),
         });
-        let shared: Vec<_> = (1..20).map(|n| SharedEvent::new(event(n, n % 2 == 0))).collect();
+        let shared: Vec<_> = (1..20)
+            .map(|n| SharedEvent::new(event(n, n % 2 == 0)))
+            .collect();
         for prev_kv in [false, true] {
             both(WatchReply {
                 header: Some(ResponseHeader::default()),

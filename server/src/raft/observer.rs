@@ -35,9 +35,16 @@ pub trait ApplyObserver: Send + Sync + 'static {
     /// Lease grants, revocations and checkpoints of one committed batch, in log order.
     fn leases_changed(&self, _changes: &[LeaseChange]) {}
 
+    /// Whether the events of the next batch must carry `prev_kv` (asked before each batch;
+    /// filling it costs a read of every overwritten or deleted value).
+    fn wants_prev_kv(&self) -> bool {
+        false
+    }
+
     /// The key-value events of one committed batch, in revision order, and the store's
-    /// revision after it. Called for every batch, also one without events.
-    fn events_applied(&self, _revision: i64, _events: &[Event]) {}
+    /// revision after it. Called for every batch, also one without events. `with_prev_kv`:
+    /// whether the events carry `prev_kv` (an overwrite or deletion has none otherwise).
+    fn events_applied(&self, _revision: i64, _events: &[Event], _with_prev_kv: bool) {}
 
     /// The whole state was replaced by a snapshot: anything derived from it is stale.
     /// `revision` is the store's revision after the install.

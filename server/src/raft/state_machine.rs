@@ -145,11 +145,10 @@ impl StateMachine {
     /// Applies a batch of committed entries in one MVCC write transaction and returns the
     /// answers to send once it is committed.
     #[allow(clippy::type_complexity)]
-    fn apply_batch(
-        &self,
-        entries: Vec<EntryResponder<TypeConfig>>,
-    ) -> io::Result<BatchOutcome> {
+    fn apply_batch(&self, entries: Vec<EntryResponder<TypeConfig>>) -> io::Result<BatchOutcome> {
         let mut batch = self.store.write().map_err(io_err)?;
+        let with_prev_kv = self.observers.iter().any(|o| o.wants_prev_kv());
+        batch.set_prev_kv_in_events(with_prev_kv);
         let mut replies = Vec::new();
         let mut lease_changes = Vec::new();
         let mut last = None;
@@ -224,6 +223,7 @@ impl StateMachine {
             lease_changes,
             revision,
             events,
+            with_prev_kv,
         })
     }
 }
@@ -234,6 +234,8 @@ struct BatchOutcome {
     lease_changes: Vec<LeaseChange>,
     revision: i64,
     events: Vec<synod_proto::mvccpb::Event>,
+    /// Whether the events carry `prev_kv`.
+    with_prev_kv: bool,
 }
 
 /// The applied log id and membership recorded in a view of the store.
@@ -324,7 +326,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             if !outcome.lease_changes.is_empty() {
                 observer.leases_changed(&outcome.lease_changes);
             }
-            observer.events_applied(outcome.revision, &outcome.events);
+            observer.events_applied(outcome.revision, &outcome.events, outcome.with_prev_kv);
         }
         for (r, answer) in outcome.replies {
             r.send(answer);
@@ -437,7 +439,10 @@ mod tests {
             "no snapshot before one is built"
         );
         let built = sm.build_snapshot().await.expect("build");
-        assert!(built.snapshot.get_ref().is_empty(), "a build serialises nothing");
+        assert!(
+            built.snapshot.get_ref().is_empty(),
+            "a build serialises nothing"
+        );
 
         let current = sm
             .get_current_snapshot()

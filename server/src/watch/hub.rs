@@ -118,6 +118,8 @@ struct State {
     published: i64,
     /// How many watchers are not synced (the catch-up task has work).
     unsynced: usize,
+    /// How many watchers asked for `prev_kv` (applied events carry it only if any did).
+    prev_kv_watchers: usize,
 }
 
 impl State {
@@ -173,6 +175,9 @@ impl State {
 
     fn insert(&mut self, key: WatcherKey, w: Watcher) {
         let synced = w.synced;
+        if w.spec.prev_kv {
+            self.prev_kv_watchers += 1;
+        }
         self.watchers.insert(key, w);
         if synced {
             self.index(key);
@@ -185,6 +190,9 @@ impl State {
         self.unindex(key);
         let w = self.watchers.remove(&key)?;
         w.sink.watcher_joined(false);
+        if w.spec.prev_kv {
+            self.prev_kv_watchers -= 1;
+        }
         if !w.synced {
             self.unsynced -= 1;
         }
@@ -197,7 +205,11 @@ impl State {
             out.extend(set.iter().copied());
         }
         for k in &self.synced_ranges {
-            if self.watchers.get(k).is_some_and(|w| w.spec.range.contains(key)) {
+            if self
+                .watchers
+                .get(k)
+                .is_some_and(|w| w.spec.range.contains(key))
+            {
                 out.insert(*k);
             }
         }
@@ -507,7 +519,7 @@ impl WatchHub {
     }
 
     /// Hands one applied batch to the synced watchers.
-    fn publish(&self, revision: i64, events: &[Event]) {
+    fn publish(&self, revision: i64, events: &[Event], with_prev_kv: bool) {
         let mut s = self.lock();
         s.published = s.published.max(revision);
         if events.is_empty() || s.watchers.is_empty() {
@@ -523,8 +535,7 @@ impl WatchHub {
             return;
         }
         // One copy of each event, whatever the number of watchers that see it.
-        let events: Vec<Arc<SharedEvent>> =
-            events.iter().cloned().map(SharedEvent::new).collect();
+        let events: Vec<Arc<SharedEvent>> = events.iter().cloned().map(SharedEvent::new).collect();
         let mut fell_behind = false;
         for key in matched {
             let Some(w) = s.watchers.get_mut(&key) else {
@@ -534,6 +545,14 @@ impl WatchHub {
             let Some(first_rev) = selected.first().map(WatchEvent::mod_revision) else {
                 continue;
             };
+            if w.spec.prev_kv && !with_prev_kv {
+                // Applied before this watcher asked for prev_kv (the batch had begun when it
+                // was added): its events come from the store instead, which has them.
+                w.next_rev = first_rev;
+                s.set_synced(key, false);
+                fell_behind = true;
+                continue;
+            }
             let delivery = Delivery::Events {
                 watcher: key,
                 watch_id: w.spec.watch_id,
@@ -583,11 +602,107 @@ impl WatchHub {
 }
 
 impl ApplyObserver for WatchHub {
-    fn events_applied(&self, revision: i64, events: &[Event]) {
-        self.publish(revision, events);
+    fn wants_prev_kv(&self) -> bool {
+        self.lock().prev_kv_watchers > 0
+    }
+
+    fn events_applied(&self, revision: i64, events: &[Event], with_prev_kv: bool) {
+        self.publish(revision, events, with_prev_kv);
     }
 
     fn restored(&self, revision: i64) {
         self.resync_all(revision);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sink::sink;
+    use super::*;
+    use synod_proto::mvccpb::{event::EventType, KeyValue};
+
+    fn spec(prev_kv: bool, watch_id: i64) -> WatchSpec {
+        WatchSpec {
+            range: KeyRange::Single(b"k".to_vec()),
+            start_rev: 0,
+            no_put: false,
+            no_delete: false,
+            prev_kv,
+            watch_id,
+        }
+    }
+
+    fn overwrite(rev: i64, with_prev: bool) -> Event {
+        let kv = |v: &str, m: i64| KeyValue {
+            key: b"k".to_vec(),
+            value: v.as_bytes().to_vec(),
+            create_revision: 2,
+            mod_revision: m,
+            version: m - 1,
+            lease: 0,
+        };
+        Event {
+            r#type: EventType::Put as i32,
+            kv: Some(kv("new", rev)),
+            prev_kv: with_prev.then(|| kv("old", rev - 1)),
+        }
+    }
+
+    #[test]
+    fn applied_events_carry_prev_kv_only_while_a_watcher_wants_it() {
+        let hub = WatchHub::new();
+        assert!(!hub.wants_prev_kv());
+        let (tx, _rx) = sink();
+        let (plain, _) = hub.add(&tx, spec(false, 1));
+        assert!(!hub.wants_prev_kv());
+        let (with_prev, _) = hub.add(&tx, spec(true, 2));
+        assert!(hub.wants_prev_kv());
+        hub.remove(with_prev);
+        assert!(!hub.wants_prev_kv());
+        hub.remove(plain);
+    }
+
+    #[test]
+    fn a_prev_kv_watcher_catches_up_from_the_store_after_a_batch_without_prev_kv() {
+        let hub = WatchHub::new();
+        let (tx, mut rx) = sink();
+        let (plain, _) = hub.add(&tx, spec(false, 1));
+        let (with_prev, _) = hub.add(&tx, spec(true, 2));
+        assert_eq!(hub.counts(), (2, 2));
+
+        // A batch applied before the prev_kv watcher was added: the plain watcher gets it
+        // live, the other falls back to the store, from the event's revision.
+        hub.events_applied(5, &[overwrite(5, false)], false);
+        match rx.try_recv() {
+            Some(Delivery::Events {
+                watcher, events, ..
+            }) => {
+                assert_eq!(watcher, plain);
+                assert_eq!(events.len(), 1);
+            }
+            other => panic!("expected the plain watcher's events, got {other:?}"),
+        }
+        assert!(
+            rx.try_recv().is_none(),
+            "the prev_kv watcher got events without prev_kv"
+        );
+        assert_eq!(hub.counts(), (2, 1));
+        let s = hub.lock();
+        let w = &s.watchers[&with_prev];
+        assert!(!w.synced);
+        assert_eq!(w.next_rev, 5);
+        drop(s);
+
+        // A batch with prev_kv goes live to synced watchers as before.
+        hub.events_applied(6, &[overwrite(6, true)], true);
+        match rx.try_recv() {
+            Some(Delivery::Events {
+                watcher, events, ..
+            }) => {
+                assert_eq!(watcher, plain);
+                assert_eq!(events[0].mod_revision(), 6);
+            }
+            other => panic!("expected the plain watcher's events, got {other:?}"),
+        }
     }
 }

@@ -144,8 +144,12 @@ impl Sink {
         let watcher = watcher_of(&d);
         let charge = cost(&d);
         // Merge into the watcher's queued events if there is room.
-        if let (Delivery::Events { revision, events, .. }, Some(&at)) =
-            (&mut d, q.open.get(&watcher).copied().as_ref())
+        if let (
+            Delivery::Events {
+                revision, events, ..
+            },
+            Some(&at),
+        ) = (&mut d, q.open.get(&watcher).copied().as_ref())
         {
             let index = usize::try_from(at.wrapping_sub(q.head_seq)).unwrap_or(usize::MAX);
             let added = charge - DELIVERY_OVERHEAD;
@@ -198,11 +202,10 @@ impl Sink {
         if joined {
             self.shared.watchers.fetch_add(1, Ordering::Relaxed);
         } else {
-            let _ = self.shared.watchers.fetch_update(
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-                |n| n.checked_sub(1),
-            );
+            let _ = self
+                .shared
+                .watchers
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         }
     }
 }
@@ -318,7 +321,10 @@ mod tests {
         for w in 0..16 {
             sink.try_send(big(w, 1, each)).unwrap();
         }
-        assert!(matches!(sink.try_send(big(99, 1, each)), Err(TrySend::Full)));
+        assert!(matches!(
+            sink.try_send(big(99, 1, each)),
+            Err(TrySend::Full)
+        ));
         assert!(!sink.has_room());
         // Enough watchers for one more such delivery.
         let joins = (64usize << 10).div_ceil(SINK_PER_WATCHER);
@@ -326,7 +332,10 @@ mod tests {
             sink.watcher_joined(true);
         }
         sink.try_send(big(99, 1, each)).unwrap();
-        assert!(matches!(sink.try_send(big(98, 1, each)), Err(TrySend::Full)));
+        assert!(matches!(
+            sink.try_send(big(98, 1, each)),
+            Err(TrySend::Full)
+        ));
         assert!(rx.recv().await.is_some());
         assert!(sink.has_room());
         sink.try_send(big(98, 1, each)).unwrap();

@@ -8,6 +8,7 @@ pub mod records;
 
 pub use decode::{decode_connect, decode_request, DecodeError};
 pub use encode::{
-    encode_connect_request, encode_connect_response, encode_notification, encode_reply, encode_request,
+    encode_connect_request, encode_connect_response, encode_notification, encode_reply,
+    encode_request,
 };
 pub use records::*;

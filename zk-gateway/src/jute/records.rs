@@ -113,46 +113,97 @@ pub struct SetWatches {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MultiOp {
     /// op 1, 15, 19 or 21 (`op` says which; TTL only for 21).
-    Create { op: i32, req: CreateRequest },
+    Create {
+        op: i32,
+        req: CreateRequest,
+    },
     Delete(DeleteRequest),
     SetData(SetDataRequest),
-    Check { path: String, version: i32 },
-    GetData { path: String },
-    GetChildren { path: String },
+    Check {
+        path: String,
+        version: i32,
+    },
+    GetData {
+        path: String,
+    },
+    GetChildren {
+        path: String,
+    },
 }
 
 /// A decoded request body, by opcode.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// create 1, create2 15, createContainer 19, createTTL 21.
-    Create { op: i32, req: CreateRequest },
+    Create {
+        op: i32,
+        req: CreateRequest,
+    },
     Delete(DeleteRequest),
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
     SetData(SetDataRequest),
-    GetAcl { path: String },
+    GetAcl {
+        path: String,
+    },
     SetAcl(SetAclRequest),
-    GetChildren { path: String, watch: bool },
-    GetChildren2 { path: String, watch: bool },
-    Sync { path: String },
+    GetChildren {
+        path: String,
+        watch: bool,
+    },
+    GetChildren2 {
+        path: String,
+        watch: bool,
+    },
+    Sync {
+        path: String,
+    },
     Ping,
-    Check { path: String, version: i32 },
+    Check {
+        path: String,
+        version: i32,
+    },
     Multi(Vec<MultiOp>),
     MultiRead(Vec<MultiOp>),
     /// reconfig 16: decoded only to answer it as a server with reconfig disabled.
     Reconfig,
-    CheckWatches { path: String, watcher_type: i32 },
-    RemoveWatches { path: String, watcher_type: i32 },
+    CheckWatches {
+        path: String,
+        watcher_type: i32,
+    },
+    RemoveWatches {
+        path: String,
+        watcher_type: i32,
+    },
     /// deleteContainer 20 (server-internal upstream; a client sending it gets Unimplemented).
-    DeleteContainer { path: String },
-    Auth { auth_type: i32, scheme: String, auth: Vec<u8> },
+    DeleteContainer {
+        path: String,
+    },
+    Auth {
+        auth_type: i32,
+        scheme: String,
+        auth: Vec<u8>,
+    },
     /// setWatches 101 or setWatches2 105.
     SetWatches(SetWatches),
     /// sasl 102: answered as a server without SASL.
     Sasl,
-    GetEphemerals { prefix: String },
-    GetAllChildrenNumber { path: String },
-    AddWatch { path: String, mode: i32 },
+    GetEphemerals {
+        prefix: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
+    AddWatch {
+        path: String,
+        mode: i32,
+    },
     WhoAmI,
     CloseSession,
 }
@@ -191,21 +242,47 @@ pub enum Response {
     /// No body: delete, setWatches, removeWatches, checkWatches, ping, auth, closeSession,
     /// and every error reply.
     Empty,
-    Create { path: String },
-    Create2 { path: String, stat: Stat },
+    Create {
+        path: String,
+    },
+    Create2 {
+        path: String,
+        stat: Stat,
+    },
     /// ExistsResponse, SetDataResponse, SetACLResponse, and check (standalone) all carry a Stat.
     Stat(Stat),
-    GetData { data: Option<Vec<u8>>, stat: Stat },
-    GetAcl { acl: Vec<Acl>, stat: Stat },
-    GetChildren { children: Vec<String> },
-    GetChildren2 { children: Vec<String>, stat: Stat },
-    Sync { path: String },
+    GetData {
+        data: Option<Vec<u8>>,
+        stat: Stat,
+    },
+    GetAcl {
+        acl: Vec<Acl>,
+        stat: Stat,
+    },
+    GetChildren {
+        children: Vec<String>,
+    },
+    GetChildren2 {
+        children: Vec<String>,
+        stat: Stat,
+    },
+    Sync {
+        path: String,
+    },
     Multi(Vec<MultiResult>),
-    GetEphemerals { ephemerals: Vec<String> },
-    GetAllChildrenNumber { total: i32 },
+    GetEphemerals {
+        ephemerals: Vec<String>,
+    },
+    GetAllChildrenNumber {
+        total: i32,
+    },
     /// addWatch's body: ErrorResponse(0).
-    ErrorResponse { err: i32 },
-    WhoAmI { client_info: Vec<ClientInfo> },
+    ErrorResponse {
+        err: i32,
+    },
+    WhoAmI {
+        client_info: Vec<ClientInfo>,
+    },
 }
 
 /// `WatcherEvent {int type; int state; ustring path}`

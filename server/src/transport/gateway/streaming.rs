@@ -40,7 +40,12 @@ pub type Outbound<Resp> = mpsc::Receiver<Result<Resp, Status>>;
 
 /// Adds `POST {prefix}{path}` for a bidirectional-stream RPC: `open` starts the call with
 /// the decoded request messages and returns its answers.
-pub fn bidi_route<Req, Resp, F>(router: Router, config: GatewayConfig, path: &str, open: F) -> Router
+pub fn bidi_route<Req, Resp, F>(
+    router: Router,
+    config: GatewayConfig,
+    path: &str,
+    open: F,
+) -> Router
 where
     Req: DeserializeOwned + prost::Message + Default + Send + 'static,
     Resp: Serialize + Send + 'static,
@@ -188,7 +193,9 @@ where
                 }
                 Some(Err(e)) => {
                     let _ = tx
-                        .send(Err(Status::invalid_argument(format!("reading request body: {e}"))))
+                        .send(Err(Status::invalid_argument(format!(
+                            "reading request body: {e}"
+                        ))))
                         .await;
                     return;
                 }
@@ -213,7 +220,9 @@ where
                 return;
             }
             if buf.len() > limit {
-                let text = format!("grpc: received message larger than max (more than {limit} bytes of JSON)");
+                let text = format!(
+                    "grpc: received message larger than max (more than {limit} bytes of JSON)"
+                );
                 let _ = tx.send(Err(Status::resource_exhausted(text))).await;
                 return;
             }
