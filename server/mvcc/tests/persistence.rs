@@ -170,7 +170,7 @@ fn a_store_of_the_kv_history_layout_is_refused_by_name_and_left_untouched() {
         "{msg}"
     );
     // Nothing was written: still layout 1, with no table of layout 2.
-    use redb::{ReadableDatabase, ReadableTable, TableHandle};
+    use redb::{ReadableDatabase, TableHandle};
     let db = redb::Database::open(&path).unwrap();
     let txn = db.begin_read().unwrap();
     let tables: Vec<String> = txn
