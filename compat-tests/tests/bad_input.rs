@@ -249,6 +249,36 @@ fn a_raft_log_of_the_earlier_redb_format_is_refused_by_name() {
     assert!(out.contains("raft-log.redb"), "synod said:\n{out}");
 }
 
+#[test]
+fn a_store_of_the_earlier_kv_history_layout_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let member = data.join("member");
+    std::fs::create_dir_all(&member).expect("mkdir");
+    {
+        // The meta table of a layout-1 store (development builds before the key index).
+        let db = redb::Database::create(member.join("state.redb")).expect("create");
+        let txn = db.begin_write().expect("begin");
+        {
+            let def: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+            let mut meta = txn.open_table(def).expect("meta");
+            meta.insert("mvcc/format", [1u8].as_slice())
+                .expect("insert");
+            meta.insert("mvcc/current_revision", 5i64.to_be_bytes().as_slice())
+                .expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let (code, out) = run_to_exit(&synod_bin(), &member_args(&data, free_port(), free_port()));
+    assert_clean_failure(code, &out, "synod");
+    assert!(
+        out.contains("state.redb")
+            && out.contains("layout 1")
+            && out.contains("empty data directory"),
+        "synod said:\n{out}"
+    );
+}
+
 /// Sends `bytes` on a fresh connection and reads until the server closes or 2 s pass.
 fn send_raw(endpoint: &str, bytes: &[u8]) {
     let mut s = TcpStream::connect(endpoint).expect("connect");

@@ -36,6 +36,10 @@ pub enum MvccError {
     /// Data on disk (or in a snapshot) does not decode.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// A store file or snapshot of a layout this build does not read (not damaged: written
+    /// by an earlier development build).
+    #[error("unsupported store layout: {0}")]
+    UnsupportedLayout(String),
 }
 
 impl MvccError {

@@ -168,9 +168,9 @@ pub(crate) fn parse_snapshot(data: &[u8]) -> Result<Parsed<'_>, MvccError> {
     let table_count = match format {
         SNAPSHOT_FORMAT => TABLE_COUNT,
         1..=LAST_KV_HISTORY_FORMAT => {
-            return Err(corrupt(&format!(
-                "format {format} holds store layout 1 (development builds before the key \
-                 index); this build restores format {SNAPSHOT_FORMAT} only"
+            return Err(MvccError::UnsupportedLayout(format!(
+                "snapshot format {format} holds store layout 1 (development builds before \
+                 the key index); this build restores format {SNAPSHOT_FORMAT} only"
             )))
         }
         _ => return Err(corrupt(&format!("unsupported format {format}"))),
@@ -298,6 +298,7 @@ mod tests {
             let mut tables = vec![meta_entries()];
             tables.resize_with(if format == 1 { 6 } else { 7 }, Vec::new);
             let err = parse_snapshot(&build(format, &tables)).err().unwrap();
+            assert!(matches!(err, MvccError::UnsupportedLayout(_)), "{err:?}");
             assert!(err.to_string().contains("store layout 1"), "{err}");
         }
     }

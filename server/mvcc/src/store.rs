@@ -100,7 +100,7 @@ impl MvccStore {
             let mut meta = txn.open_table(META)?;
             let format = meta.get(META_FORMAT)?.map(|g| g.value().to_vec());
             if format.as_deref() == Some(&[FORMAT_VERSION_KV_HISTORY]) {
-                return Err(MvccError::Corrupt(format!(
+                return Err(MvccError::UnsupportedLayout(format!(
                     "{} has the store layout of development builds before the key index \
                      (layout 1: kv_latest, kv_history); this build reads layout \
                      {FORMAT_VERSION} only: start from an empty data directory",

@@ -164,6 +164,7 @@ fn a_store_of_the_kv_history_layout_is_refused_by_name_and_left_untouched() {
         txn.commit().unwrap();
     }
     let err = MvccStore::open(&path).unwrap_err();
+    assert!(matches!(err, MvccError::UnsupportedLayout(_)), "{err:?}");
     let msg = err.to_string();
     assert!(
         msg.contains("layout 1") && msg.contains("empty data directory"),

@@ -78,7 +78,9 @@ fn reject(e: MvccError) -> io::Result<Applied> {
         MvccError::KeyNotFound => RejectKind::KeyNotFound,
         MvccError::LeaseNotFound => RejectKind::LeaseNotFound,
         MvccError::LeaseExists => RejectKind::LeaseExists,
-        MvccError::Storage(_) | MvccError::Corrupt(_) => return Err(io_err(e)),
+        MvccError::Storage(_) | MvccError::Corrupt(_) | MvccError::UnsupportedLayout(_) => {
+            return Err(io_err(e))
+        }
         #[allow(unreachable_patterns)]
         other => return Ok(Applied::Rejected(RejectKind::Invalid, other.to_string())),
     };
