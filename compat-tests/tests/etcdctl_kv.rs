@@ -912,6 +912,83 @@ $ etcdctl get c -w json
     );
 }
 
+#[test]
+fn endpoint_hashkv_gives_etcds_hash_of_the_same_history_before_and_after_a_compaction() {
+    spec(
+        r#"
+$ etcdctl put a 1
+OK
+$ etcdctl put a 2
+OK
+$ etcdctl put b 3
+OK
+$ etcdctl del a
+1
+$ etcdctl put c 4
+OK
+$ etcdctl put c 5
+OK
+$ etcdctl del b
+1
+$ etcdctl put a 6
+OK
+$ etcdctl endpoint hashkv
+<endpoint>, 2512515888
+$ etcdctl endpoint hashkv --rev=4
+<endpoint>, 2183248841
+$ etcdctl endpoint hashkv --rev=9
+<endpoint>, 2512515888
+$ etcdctl endpoint hashkv --rev=10
+! Failed to get the hash of endpoint <endpoint> (etcdserver: mvcc: required revision is a future revision)
+! Error: etcdserver: mvcc: required revision is a future revision
+[exit 1]
+$ etcdctl endpoint hashkv -w json
+[{"Endpoint":"<endpoint>","HashKV":{"compact_revision":-1,"hash":2512515888,"header":{"cluster_id":"<id>","member_id":"<id>","raft_term":"<term>","revision":9}}}]
+$ etcdctl compaction --physical 6
+compacted revision 6
+$ etcdctl endpoint hashkv
+<endpoint>, 3756505686
+$ etcdctl endpoint hashkv --rev=7
+<endpoint>, 2930501853
+$ etcdctl endpoint hashkv --rev=6
+! Failed to get the hash of endpoint <endpoint> (etcdserver: mvcc: required revision has been compacted)
+! Error: etcdserver: mvcc: required revision has been compacted
+[exit 1]
+$ etcdctl del c
+1
+$ etcdctl del a
+1
+$ etcdctl endpoint hashkv
+<endpoint>, 3609968111
+$ etcdctl endpoint hashkv -w json
+[{"Endpoint":"<endpoint>","HashKV":{"compact_revision":6,"hash":3609968111,"header":{"cluster_id":"<id>","member_id":"<id>","raft_term":"<term>","revision":11}}}]
+"#,
+        |r| {
+            r.ctl(&["put", "a", "1"]);
+            r.ctl(&["put", "a", "2"]);
+            r.ctl(&["put", "b", "3"]);
+            r.ctl(&["del", "a"]);
+            r.ctl(&["put", "c", "4"]);
+            r.ctl(&["put", "c", "5"]);
+            r.ctl(&["del", "b"]);
+            r.ctl(&["put", "a", "6"]);
+            r.ctl(&["endpoint", "hashkv"]);
+            r.ctl(&["endpoint", "hashkv", "--rev=4"]);
+            r.ctl(&["endpoint", "hashkv", "--rev=9"]);
+            r.ctl(&["endpoint", "hashkv", "--rev=10"]);
+            r.ctl(&["endpoint", "hashkv", "-w", "json"]);
+            r.ctl(&["compaction", "--physical", "6"]);
+            r.ctl(&["endpoint", "hashkv"]);
+            r.ctl(&["endpoint", "hashkv", "--rev=7"]);
+            r.ctl(&["endpoint", "hashkv", "--rev=6"]);
+            r.ctl(&["del", "c"]);
+            r.ctl(&["del", "a"]);
+            r.ctl(&["endpoint", "hashkv"]);
+            r.ctl(&["endpoint", "hashkv", "-w", "json"]);
+        },
+    );
+}
+
 // ---------------------------------------------------------------------------
 // endpoint / member
 // ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@
 pub mod layout;
 
 mod error;
+mod hash;
 mod read;
 mod snapshot;
 mod store;

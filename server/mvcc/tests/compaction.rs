@@ -347,3 +347,35 @@ fn events_between_returns_changes_in_revision_order() {
     assert!(view.events_between(7, 10, 0, false).unwrap().is_empty());
     assert!(view.events_between(5, 4, 0, false).unwrap().is_empty());
 }
+
+#[test]
+fn hash_kv_covers_the_history_up_to_a_revision_and_refuses_compacted_and_future_ones() {
+    let write = |h: &Harness, last: &str| {
+        h.put("a", "1");
+        h.put("a", "2");
+        h.put("b", "3");
+        h.delete("a", "");
+        h.put("c", last);
+    };
+    let (x, y, z) = (Harness::new(), Harness::new(), Harness::new());
+    write(&x, "4");
+    write(&y, "4");
+    write(&z, "other");
+    let hash = |h: &Harness, rev: i64| h.store.read().unwrap().hash_kv(rev);
+    // The same history hashes alike; another value at revision 6 changes the hash from there.
+    assert_eq!(hash(&x, 0).unwrap(), hash(&y, 0).unwrap());
+    assert_ne!(hash(&x, 0).unwrap(), hash(&z, 0).unwrap());
+    assert_eq!(hash(&x, 5).unwrap(), hash(&z, 5).unwrap());
+    // 0 is the current revision; never compacted reports -1, like etcd.
+    assert_eq!(hash(&x, 0).unwrap(), hash(&x, 6).unwrap());
+    assert_eq!(hash(&x, 0).unwrap().1, -1);
+    assert_ne!(hash(&x, 4).unwrap(), hash(&x, 6).unwrap());
+    assert!(matches!(hash(&x, 7), Err(MvccError::FutureRevision)));
+    x.compact(4).unwrap();
+    assert!(matches!(hash(&x, 4), Err(MvccError::Compacted)));
+    assert!(matches!(hash(&x, 3), Err(MvccError::Compacted)));
+    let (after, compacted) = hash(&x, 6).unwrap();
+    assert_eq!(compacted, 4);
+    // The superseded versions compaction removed no longer count.
+    assert_ne!(after, hash(&y, 6).unwrap().0);
+}
