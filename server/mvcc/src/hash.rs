@@ -20,7 +20,7 @@ use prost::Message;
 use synod_proto::mvccpb::KeyValue;
 
 use crate::error::MvccError;
-use crate::layout::{decode_change, Rev};
+use crate::layout::{decode_change, Change, Rev};
 use crate::read::{to_kv, BytesTable, SetTable, Tables};
 use crate::Revision;
 
@@ -48,9 +48,12 @@ where
     }
     let upper = Rev::new(rev.saturating_add(1), 0).encode();
     let lower = Rev::new(compact.saturating_add(1).max(0), 0).encode();
+    let mut scratch = Scratch::default();
 
-    // Changes after the compaction: the versions they supersede, and whether any key is live
-    // at `rev` among them (a put nothing later up to `rev` supersedes).
+    // Changes after the compaction, hashed on their own (joined after the older ones below),
+    // with the versions they supersede and whether any key is live at `rev` among them (a put
+    // nothing later up to `rev` supersedes).
+    let (mut crc_after, mut len_after) = (0u32, 0usize);
     let mut superseded: HashSet<Rev> = HashSet::new();
     let mut puts_after: Vec<Rev> = Vec::new();
     for entry in t.revs.range::<&[u8]>(lower.as_slice()..upper.as_slice())? {
@@ -63,6 +66,9 @@ where
         if change.put.is_some() {
             puts_after.push(r);
         }
+        let (c, n) = scratch.hash(crc_after, r, &change)?;
+        crc_after = c;
+        len_after += n;
     }
     let mut live_at_rev = puts_after.iter().any(|r| !superseded.contains(r));
     if !live_at_rev {
@@ -75,31 +81,6 @@ where
         }
     }
 
-    let mut bucket_key = Vec::with_capacity(18);
-    let mut value = Vec::new();
-    let mut hash_entry = |crc: u32, r: Rev, bytes: &[u8]| -> Result<u32, MvccError> {
-        let change = decode_change(r, bytes)?;
-        bucket_key.clear();
-        bucket_key.extend_from_slice(&r.main.to_be_bytes());
-        bucket_key.push(b'_');
-        bucket_key.extend_from_slice(&r.sub.to_be_bytes());
-        let kv = match change.put {
-            Some((m, v)) => to_kv(change.key, &m, v),
-            None => {
-                bucket_key.push(TOMBSTONE_MARK);
-                KeyValue {
-                    key: change.key.to_vec(),
-                    ..Default::default()
-                }
-            }
-        };
-        value.clear();
-        kv.encode(&mut value)
-            .map_err(|e| MvccError::Storage(format!("encoding a key-value to hash: {e}")))?;
-        let crc = crc32c::crc32c_append(crc, &bucket_key);
-        Ok(crc32c::crc32c_append(crc, &value))
-    };
-
     // At or below the compaction: each key's version live there, if it still is at `rev` (or
     // if no key is live at `rev`: etcd then skips nothing).
     for entry in t.revs.range::<&[u8]>(..lower.as_slice())? {
@@ -108,11 +89,41 @@ where
         if live_at_rev && superseded.contains(&r) {
             continue;
         }
-        crc = hash_entry(crc, r, v.value())?;
+        crc = scratch.hash(crc, r, &decode_change(r, v.value())?)?.0;
     }
-    for entry in t.revs.range::<&[u8]>(lower.as_slice()..upper.as_slice())? {
-        let (k, v) = entry?;
-        crc = hash_entry(crc, Rev::decode(k.value())?, v.value())?;
+    Ok(crc32c::crc32c_combine(crc, crc_after, len_after))
+}
+
+/// Buffers for one entry as etcd's backend holds it.
+#[derive(Default)]
+struct Scratch {
+    bucket_key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl Scratch {
+    /// Appends the change stored under `r` to `crc`; returns the new CRC and how many bytes
+    /// it covered.
+    fn hash(&mut self, crc: u32, r: Rev, change: &Change<'_>) -> Result<(u32, usize), MvccError> {
+        self.bucket_key.clear();
+        self.bucket_key.extend_from_slice(&r.main.to_be_bytes());
+        self.bucket_key.push(b'_');
+        self.bucket_key.extend_from_slice(&r.sub.to_be_bytes());
+        let kv = match change.put {
+            Some((m, v)) => to_kv(change.key, &m, v),
+            None => {
+                self.bucket_key.push(TOMBSTONE_MARK);
+                KeyValue {
+                    key: change.key.to_vec(),
+                    ..Default::default()
+                }
+            }
+        };
+        self.value.clear();
+        kv.encode(&mut self.value)
+            .map_err(|e| MvccError::Storage(format!("encoding a key-value to hash: {e}")))?;
+        let crc = crc32c::crc32c_append(crc, &self.bucket_key);
+        let crc = crc32c::crc32c_append(crc, &self.value);
+        Ok((crc, self.bucket_key.len() + self.value.len()))
     }
-    Ok(crc)
 }

@@ -106,22 +106,19 @@ pub(crate) fn header(revision: Revision) -> Option<ResponseHeader> {
 }
 
 pub(crate) fn to_kv(key: &[u8], m: &PutMeta, value: &[u8]) -> KeyValue {
+    owned_kv(key, m, value.to_vec())
+}
+
+/// [`to_kv`] taking the value it already owns.
+fn owned_kv(key: &[u8], m: &PutMeta, value: Vec<u8>) -> KeyValue {
     KeyValue {
         key: key.to_vec(),
         create_revision: m.create_revision,
         mod_revision: m.mod_rev.main,
         version: m.version,
-        value: value.to_vec(),
+        value,
         lease: m.lease,
     }
-}
-
-/// What [`Tables::resolve_from`] found: the version of a key visible at some revision.
-enum Found {
-    /// A put: its metadata and (if asked for) value.
-    Put(PutMeta, Vec<u8>),
-    /// A deletion, a compacted-away record or the chain's end: no key.
-    Absent,
 }
 
 impl<I, R, X> Tables<I, R, X>
@@ -156,10 +153,7 @@ where
 
     /// The live version of `key` as a `KeyValue` with its value, from its metadata.
     pub fn live_kv(&self, key: &[u8], m: &PutMeta) -> Result<KeyValue, MvccError> {
-        let value = self.value_at(key, m.mod_rev)?;
-        let mut kv = to_kv(key, m, &[]);
-        kv.value = value;
-        Ok(kv)
+        Ok(owned_kv(key, m, self.value_at(key, m.mod_rev)?))
     }
 
     /// The current (latest) version of `key`.
@@ -175,20 +169,21 @@ where
     }
 
     /// The version of `key` visible at `at`, walking its chain from the change at `start`
-    /// (the key's newest change not yet ruled out). Only meaningful for `at` at or above
-    /// the compaction revision (see [`crate::layout`]).
+    /// (the key's newest change not yet ruled out); `None` for a deletion, a record a
+    /// compaction removed or the chain's end. Only meaningful for `at` at or above the
+    /// compaction revision (see [`crate::layout`]).
     fn resolve_from(
         &self,
         key: &[u8],
         start: Option<Rev>,
         at: Revision,
         want_value: bool,
-    ) -> Result<Found, MvccError> {
+    ) -> Result<Option<KeyValue>, MvccError> {
         let mut next = start;
         while let Some(rev) = next {
             let Some(g) = self.revs.get(rev.encode().as_slice())? else {
                 // Deleted by a compaction: a tombstone at or below it.
-                return Ok(Found::Absent);
+                return Ok(None);
             };
             let change = decode_change(rev, g.value())?;
             if change.key != key {
@@ -197,14 +192,13 @@ where
                 )));
             }
             if rev.main <= at {
-                return Ok(match change.put {
-                    Some((m, v)) => Found::Put(m, if want_value { v.to_vec() } else { Vec::new() }),
-                    None => Found::Absent,
-                });
+                return Ok(change
+                    .put
+                    .map(|(m, v)| to_kv(key, &m, if want_value { v } else { &[] })));
             }
             next = change.prev;
         }
-        Ok(Found::Absent)
+        Ok(None)
     }
 
     /// The version of `key` with index entry `entry` visible at `at`.
@@ -215,26 +209,15 @@ where
         at: Revision,
         want_value: bool,
     ) -> Result<Option<KeyValue>, MvccError> {
-        let found = match entry {
-            IndexEntry::Put(m) if m.mod_rev.main <= at => {
-                let value = if want_value {
-                    self.value_at(key, m.mod_rev)?
-                } else {
-                    Vec::new()
-                };
-                Found::Put(*m, value)
-            }
-            IndexEntry::Tombstone(r) if r.main <= at => Found::Absent,
-            _ => self.resolve_from(key, Some(entry.rev()), at, want_value)?,
-        };
-        Ok(match found {
-            Found::Put(m, value) => {
-                let mut kv = to_kv(key, &m, &[]);
-                kv.value = value;
-                Some(kv)
-            }
-            Found::Absent => None,
-        })
+        match entry {
+            IndexEntry::Put(m) if m.mod_rev.main <= at => Ok(Some(if want_value {
+                self.live_kv(key, m)?
+            } else {
+                to_kv(key, m, &[])
+            })),
+            IndexEntry::Tombstone(r) if r.main <= at => Ok(None),
+            _ => self.resolve_from(key, Some(entry.rev()), at, want_value),
+        }
     }
 
     /// Live keys in `kr` at the latest revision, in key order.
@@ -322,13 +305,9 @@ where
                         break;
                     }
                     let (k, v) = entry?;
-                    if let IndexEntry::Put(m) = decode_index_entry(v.value())? {
-                        let key = k.value();
-                        kvs.push(if want_values {
-                            self.live_kv(key, &m)?
-                        } else {
-                            to_kv(key, &m, &[])
-                        });
+                    let entry = decode_index_entry(v.value())?;
+                    if let Some(kv) = self.resolve_entry(k.value(), &entry, at, want_values)? {
+                        kvs.push(kv);
                     }
                 }
                 if fetch_limit == 0 || kvs.len() < fetch_limit {
@@ -399,14 +378,7 @@ where
             let is_create = ty == EventType::Put && kv.create_revision == kv.mod_revision;
             let prev_kv = if with_prev_kv && !is_create && rev.main > first_rev {
                 // The key at the revision before, from this change's own chain.
-                match self.resolve_from(change.key, change.prev, rev.main - 1, true)? {
-                    Found::Put(m, value) => {
-                        let mut kv = to_kv(change.key, &m, &[]);
-                        kv.value = value;
-                        Some(kv)
-                    }
-                    Found::Absent => None,
-                }
+                self.resolve_from(change.key, change.prev, rev.main - 1, true)?
             } else {
                 None
             };

@@ -617,7 +617,7 @@ impl ApplyObserver for WatchHub {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sink::sink;
+    use super::super::sink::{sink, SinkReceiver};
     use super::*;
     use synod_proto::mvccpb::{event::EventType, KeyValue};
 
@@ -648,6 +648,16 @@ mod tests {
         }
     }
 
+    /// The next delivery, which must be events.
+    fn next_events(rx: &mut SinkReceiver) -> (WatcherKey, Vec<WatchEvent>) {
+        match rx.try_recv() {
+            Some(Delivery::Events {
+                watcher, events, ..
+            }) => (watcher, events),
+            other => panic!("expected a watcher's events, got {other:?}"),
+        }
+    }
+
     #[test]
     fn applied_events_carry_prev_kv_only_while_a_watcher_wants_it() {
         let hub = WatchHub::new();
@@ -673,15 +683,9 @@ mod tests {
         // A batch applied before the prev_kv watcher was added: the plain watcher gets it
         // live, the other falls back to the store, from the event's revision.
         hub.events_applied(5, &[overwrite(5, false)], false);
-        match rx.try_recv() {
-            Some(Delivery::Events {
-                watcher, events, ..
-            }) => {
-                assert_eq!(watcher, plain);
-                assert_eq!(events.len(), 1);
-            }
-            other => panic!("expected the plain watcher's events, got {other:?}"),
-        }
+        let (watcher, events) = next_events(&mut rx);
+        assert_eq!(watcher, plain);
+        assert_eq!(events.len(), 1);
         assert!(
             rx.try_recv().is_none(),
             "the prev_kv watcher got events without prev_kv"
@@ -695,14 +699,8 @@ mod tests {
 
         // A batch with prev_kv goes live to synced watchers as before.
         hub.events_applied(6, &[overwrite(6, true)], true);
-        match rx.try_recv() {
-            Some(Delivery::Events {
-                watcher, events, ..
-            }) => {
-                assert_eq!(watcher, plain);
-                assert_eq!(events[0].mod_revision(), 6);
-            }
-            other => panic!("expected the plain watcher's events, got {other:?}"),
-        }
+        let (watcher, events) = next_events(&mut rx);
+        assert_eq!(watcher, plain);
+        assert_eq!(events[0].mod_revision(), 6);
     }
 }
