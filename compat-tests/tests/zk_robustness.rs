@@ -1408,6 +1408,40 @@ fn a_resume_attempt_with_a_wrong_password_still_closes_the_connection_that_held_
     });
 }
 
+/// How many sessions [`a_resume_sent_the_moment_the_handshake_is_answered_still_closes_the_connection_that_held_the_session`]
+/// opens and at once resumes.
+const INSTANT_RESUMES: usize = 60;
+
+#[test]
+fn a_resume_sent_the_moment_the_handshake_is_answered_still_closes_the_connection_that_held_the_session(
+) {
+    // No round trip on the first connection: the resume (with a wrong password, then the
+    // right one) races the server's bookkeeping of the connection it has just answered.
+    on_both(|t| {
+        for i in 0..INSTANT_RESUMES {
+            let mut first = Session::open(t, TIMEOUT_MS);
+            let mut wrong = first.passwd.clone();
+            wrong[0] ^= 0x55;
+            let mut r = Raw::connect(t);
+            r.send(
+                &connect_frame(TIMEOUT_MS, first.id, &wrong, 0, Some(false)),
+                "ConnectRequest",
+            );
+            r.expect_closed("a resume with a wrong password");
+            first.raw.expect_closed(&format!(
+                "session {i}'s first connection, after a resume with a wrong password sent the moment its handshake was answered"
+            ));
+            let mut second = Session::resume(t, first.id, &first.passwd);
+            let third = Session::resume(t, first.id, &first.passwd);
+            second.raw.expect_closed(&format!(
+                "session {i}'s second connection, after a resume sent the moment its handshake was answered"
+            ));
+            third.close();
+        }
+        assert_no_panic(t);
+    });
+}
+
 #[test]
 fn a_client_that_has_seen_a_newer_zxid_is_refused_without_an_answer_or_a_session() {
     on_both(|t| {

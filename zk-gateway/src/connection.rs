@@ -147,15 +147,20 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
             read_only: connect.read_only.map(|_| false),
         },
     );
+    // Registered before the client can see the handshake's reply: a client that reconnects
+    // at once (with the right password or not) must find this connection to close it, as
+    // upstream closes the session's previous connection. Anything sent meanwhile waits in the
+    // channel until the writer below starts.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+    let identity = Arc::new(std::sync::RwLock::new(Identity::for_peer(peer.ip())));
+    shared.watches.connect(conn, tx.clone(), identity.clone());
     if wr.write_all(&out).await.is_err() {
+        shared.watches.disconnect(conn);
         shared.sessions.detach(session, conn);
         return;
     }
     shared.counters.connections.fetch_add(1, Ordering::Relaxed);
 
-    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
-    let identity = Arc::new(std::sync::RwLock::new(Identity::for_peer(peer.ip())));
-    shared.watches.connect(conn, tx.clone(), identity.clone());
     let counters_shared = shared.clone();
     let writer = tokio::spawn(async move {
         while let Some(item) = rx.recv().await {

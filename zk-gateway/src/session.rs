@@ -275,7 +275,9 @@ impl Sessions {
         };
         if let Some(rec) = SessionRecord::decode(&kv.value) {
             if rec.holder != self.holder(conn) {
-                lock(&self.local).remove(&session);
+                // only if `conn` still holds it: a resume on this gateway may have taken the
+                // session over meanwhile, and its connection must stay tracked and renewed
+                self.detach(session, conn);
                 self.watches.send(conn, Outgoing::Close);
             }
         }
