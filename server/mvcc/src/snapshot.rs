@@ -29,35 +29,10 @@ type SetDef = TableDefinition<'static, &'static [u8], ()>;
 const BYTES_TABLES: [(u8, BytesDef); 3] = [(T_INDEX, INDEX), (T_REVS, REVS), (T_LEASES, LEASES)];
 const SET_TABLES: [(u8, SetDef); 1] = [(T_LEASE_KEYS, LEASE_KEYS)];
 
-const fn crc_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-}
-
-static CRC_TABLE: [u32; 256] = crc_table();
-
-/// CRC-32 (IEEE 802.3).
+/// CRC-32 (IEEE 802.3), the snapshot trailer's checksum (`crc32fast`: the same polynomial the
+/// Raft log's records use, hardware-accelerated where the CPU has it).
 pub(crate) fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
-    }
-    !c
+    crc32fast::hash(data)
 }
 
 fn put_entry(out: &mut Vec<u8>, key: &[u8], value: &[u8]) -> Result<(), MvccError> {
