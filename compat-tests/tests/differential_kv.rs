@@ -37,6 +37,8 @@ use etcd_client::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+// "5EED 0E7C D3 2024", grouped by word rather than by four digits
+#[allow(clippy::unusual_byte_groupings)]
 const DEFAULT_SEED: u64 = 0x5EED_0E7C_D3_2024;
 const DEFAULT_OPS: usize = 2000;
 const MIN_OPS: usize = 1000;

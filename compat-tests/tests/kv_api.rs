@@ -1508,8 +1508,8 @@ async fn member_list_of_a_single_member_names_it_with_its_urls() {
         let m = &members[0];
         assert_eq!(m.id(), r.header().unwrap().member_id());
         assert_eq!(m.name(), srv.name);
-        assert_eq!(m.peer_urls(), [srv.peer_url.clone()]);
-        assert_eq!(m.client_urls(), [srv.client_url.clone()]);
+        assert_eq!(m.peer_urls(), std::slice::from_ref(&srv.peer_url));
+        assert_eq!(m.client_urls(), std::slice::from_ref(&srv.client_url));
         assert!(!m.is_learner());
     }
     on_both(scenario).await;

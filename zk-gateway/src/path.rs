@@ -139,11 +139,11 @@ fn validate(path: &str) -> Result<(), InvalidPath> {
                 return bad("relative paths not allowed");
             }
         } else if (c > '\u{0000}' && c <= '\u{001f}')
-            || (c >= '\u{007f}' && c <= '\u{009f}')
+            || ('\u{007f}'..='\u{009f}').contains(&c)
             // Java sees a supplementary character as surrogates (rejected upstream).
-            || (c >= '\u{e000}' && c <= '\u{f8ff}')
+            || ('\u{e000}'..='\u{f8ff}').contains(&c)
             || c > '\u{ffff}'
-            || (c >= '\u{fff0}' && c <= '\u{ffff}')
+            || ('\u{fff0}'..='\u{ffff}').contains(&c)
         {
             return bad("invalid character");
         }

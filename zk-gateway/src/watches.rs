@@ -411,7 +411,7 @@ impl Tables {
                 let readable = acl.is_none_or(|acl| {
                     conn.identity
                         .read()
-                        .map_or(false, |id| id.allowed(acl, perms::READ))
+                        .is_ok_and(|id| id.allowed(acl, perms::READ))
                 });
                 if readable {
                     let _ = conn.tx.send(Outgoing::Frame(frame.clone()));

@@ -313,7 +313,7 @@ fn replay(dir: &Path, segment_bytes: u64) -> io::Result<Replayed> {
                 .ok_or_else(|| io_err("raft log: location index out of step"))?;
             Some(read_entry(&tail.segments, loc)?.log_id())
         }
-        None => tail.last_purged.clone(),
+        None => tail.last_purged,
     };
     let (active, offset) = match active {
         Some(a) => a,
@@ -735,7 +735,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.shared.tail().vote.clone())
+        Ok(self.shared.tail().vote)
     }
 }
 
@@ -752,7 +752,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.shared.tail().vote.clone())
+        Ok(self.shared.tail().vote)
     }
 }
 
@@ -762,8 +762,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState, io::Error> {
         let tail = self.shared.tail();
         Ok(LogState {
-            last_purged_log_id: tail.last_purged.clone(),
-            last_log_id: tail.last_log_id.clone(),
+            last_purged_log_id: tail.last_purged,
+            last_log_id: tail.last_log_id,
         })
     }
 
@@ -776,7 +776,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let value = encode(vote)?;
         self.send_wait(|done| Op::Vote { value, done }).await?;
-        self.shared.tail().vote = Some(vote.clone());
+        self.shared.tail().vote = Some(*vote);
         Ok(())
     }
 
@@ -794,7 +794,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.committed.clone())
+        Ok(self.committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed) -> Result<(), io::Error>
@@ -831,14 +831,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             // Truncating after a point beyond the last entry removes nothing.
             let beyond = tail.last_log_id.as_ref().map(|l| l.index());
             if after.is_none_or(|a| beyond.is_some_and(|b| b > a)) {
-                tail.last_log_id = last_log_id.clone().or_else(|| tail.last_purged.clone());
+                tail.last_log_id = last_log_id.or_else(|| tail.last_purged);
             }
         }
         self.send_wait(|done| Op::Truncate { after, done }).await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        let upto = log_id.clone();
+        let upto = log_id;
         self.send_wait(|done| Op::Purge { upto, done }).await?;
         let mut tail = self.shared.tail();
         let keep = tail.entries.split_off(&(log_id.index() + 1));
@@ -848,7 +848,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .as_ref()
             .is_none_or(|l| l.index() < log_id.index())
         {
-            tail.last_log_id = Some(log_id.clone());
+            tail.last_log_id = Some(log_id);
         }
         tail.last_purged = Some(log_id);
         Ok(())

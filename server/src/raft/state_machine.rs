@@ -159,7 +159,7 @@ impl StateMachine {
             let answer = match &entry.payload {
                 EntryPayload::Blank => Applied::done(InternalResponse::default()),
                 EntryPayload::Membership(m) => {
-                    let stored = StoredMembership::new(Some(log_id.clone()), m.clone());
+                    let stored = StoredMembership::new(Some(log_id), m.clone());
                     batch
                         .set_meta(META_MEMBERSHIP, &encode(&stored)?)
                         .map_err(io_err)?;

@@ -56,7 +56,7 @@ async fn all(log: &mut LogStore) -> Vec<LogId> {
         .await
         .expect("read")
         .iter()
-        .map(|e| e.log_id.clone())
+        .map(|e| e.log_id)
         .collect()
 }
 
