@@ -1495,6 +1495,49 @@ fn a_client_that_has_seen_a_newer_zxid_is_refused_without_an_answer_or_a_session
 }
 
 #[test]
+fn a_multis_watch_events_come_in_the_order_of_its_operations() {
+    // The parent's record is touched first (its child count, by the first delete), its data
+    // last: upstream fires each op's events as it applies it, so the second child's deletion
+    // comes before the parent's data change.
+    on_both(|t| {
+        let mut a = Session::open(t, TIMEOUT_MS);
+        let mut b = Session::open(t, TIMEOUT_MS);
+        a.create_ok("/order", b"", 0);
+        a.create_ok("/order/first", b"", 0);
+        a.create_ok("/order/second", b"", 0);
+        assert_eq!(a.get_data("/order", true).err, 0);
+        assert_eq!(a.get_data("/order/second", true).err, 0);
+        let delete = |path: &str| {
+            zk_gateway::jute::MultiOp::Delete(zk_gateway::jute::DeleteRequest {
+                path: path.into(),
+                version: -1,
+            })
+        };
+        let multi = b.call(
+            op::MULTI,
+            &Request::Multi(vec![
+                delete("/order/first"),
+                delete("/order/second"),
+                zk_gateway::jute::MultiOp::SetData(zk_gateway::jute::SetDataRequest {
+                    path: "/order".into(),
+                    data: Some(b"x".to_vec()),
+                    version: -1,
+                }),
+            ]),
+        );
+        assert_eq!(multi.err, 0, "{}: the multi: {multi:?}", t.name());
+        b.round_trip("after the multi");
+        a.round_trip("after the multi");
+        assert_eq!(
+            a.events,
+            vec![(2, "/order/second".to_string()), (3, "/order".to_string())],
+            "{}: NodeDeleted of the second child, then NodeDataChanged of the parent",
+            t.name()
+        );
+    });
+}
+
+#[test]
 fn a_watch_fires_on_its_own_session_only_and_before_any_later_reply_there() {
     // Also checks this file's Session: notifications are told apart from replies.
     on_both(|t| {

@@ -62,6 +62,10 @@ struct Dirty {
     /// children created / deleted under this znode by the plan
     child_creates: i32,
     child_deletes: i32,
+    /// The plan's step that first created, deleted or changed the data of this znode: its
+    /// data record is written in that order, because the gateway's watch events follow the
+    /// order of the data records in the txn and upstream fires a multi's events op by op.
+    visible_at: Option<u32>,
 }
 
 /// What the plan's checks read of a znode, and so what the commit guards.
@@ -83,6 +87,8 @@ pub struct Plan<'s> {
     current: HashMap<ZnodePath, Option<Znode>>,
     deps: HashMap<ZnodePath, Deps>,
     dirty: Vec<(ZnodePath, Dirty)>,
+    /// Steps that made a visible change so far (see [`Dirty::visible_at`]).
+    visible_steps: u32,
     index_ops: Vec<RequestOp>,
 }
 
@@ -131,6 +137,7 @@ impl<'s> Plan<'s> {
             current: HashMap::new(),
             deps: HashMap::new(),
             dirty: Vec::new(),
+            visible_steps: 0,
             index_ops: Vec::new(),
         }
     }
@@ -159,6 +166,16 @@ impl<'s> Plan<'s> {
             f(&mut d);
             self.dirty.push((path.clone(), d));
         }
+    }
+
+    /// Marks `path` created, deleted or with new data (`f`), in step order.
+    fn mark_visible(&mut self, path: &ZnodePath, f: impl FnOnce(&mut Dirty)) {
+        let step = self.visible_steps;
+        self.visible_steps += 1;
+        self.mark(path, |d| {
+            f(d);
+            d.visible_at.get_or_insert(step);
+        });
     }
 
     /// The revision the plan read at (0 if it read nothing).
@@ -285,7 +302,7 @@ impl<'s> Plan<'s> {
         self.set(&parent, Some(parent_node));
         self.mark(&parent, |d| d.child_creates += 1);
         self.set(&path, Some(node));
-        self.mark(&path, |d| d.created = true);
+        self.mark_visible(&path, |d| d.created = true);
         let layout = self.store.layout();
         if mode.ephemeral {
             self.index_ops.push(put(
@@ -341,7 +358,7 @@ impl<'s> Plan<'s> {
         self.set(&parent, Some(parent_node));
         self.mark(&parent, |d| d.child_deletes += 1);
         self.set(&path, None);
-        self.mark(&path, |_| {});
+        self.mark_visible(&path, |_| {});
         let layout = self.store.layout();
         match node.data.kind {
             NodeKind::Ephemeral => self
@@ -381,7 +398,7 @@ impl<'s> Plan<'s> {
         node.data_rev.modified = PENDING;
         node.data_rev.version += 1;
         self.set(&path, Some(node));
-        self.mark(&path, |d| d.data = true);
+        self.mark_visible(&path, |d| d.data = true);
         Ok(path)
     }
 
@@ -479,7 +496,11 @@ impl<'s> Plan<'s> {
             }
         }
         let mut writes = Vec::new();
-        for (path, d) in &self.dirty {
+        // znodes whose data record changes, in the order the plan changed them (the others'
+        // records raise no event: their place does not matter)
+        let mut dirty: Vec<&(ZnodePath, Dirty)> = self.dirty.iter().collect();
+        dirty.sort_by_key(|(_, d)| d.visible_at.unwrap_or(u32::MAX));
+        for (path, d) in dirty {
             let now = self.current.get(path).and_then(|n| n.as_ref());
             let before = self.loaded.get(path).and_then(|n| n.as_ref());
             match now {
