@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use compat_tests::zookeeper::{four_letter_word, ZkTarget};
 use zk_gateway::jute::{
-    encode_connect_request, encode_request, Acl, ConnectRequest, CreateRequest, Id, Request,
-    RequestHeader,
+    encode_connect_request, encode_request, Acl, ConnectRequest, CreateRequest, DeleteRequest, Id,
+    MultiOp, Request, RequestHeader, SetDataRequest,
 };
 use zk_gateway::proto::{err, op};
 
@@ -1508,7 +1508,7 @@ fn a_multis_watch_events_come_in_the_order_of_its_operations() {
         assert_eq!(a.get_data("/order", true).err, 0);
         assert_eq!(a.get_data("/order/second", true).err, 0);
         let delete = |path: &str| {
-            zk_gateway::jute::MultiOp::Delete(zk_gateway::jute::DeleteRequest {
+            MultiOp::Delete(DeleteRequest {
                 path: path.into(),
                 version: -1,
             })
@@ -1518,7 +1518,7 @@ fn a_multis_watch_events_come_in_the_order_of_its_operations() {
             &Request::Multi(vec![
                 delete("/order/first"),
                 delete("/order/second"),
-                zk_gateway::jute::MultiOp::SetData(zk_gateway::jute::SetDataRequest {
+                MultiOp::SetData(SetDataRequest {
                     path: "/order".into(),
                     data: Some(b"x".to_vec()),
                     version: -1,
@@ -1547,7 +1547,7 @@ fn a_watch_fires_on_its_own_session_only_and_before_any_later_reply_there() {
         assert_eq!(a.get_data("/n", true).err, 0);
         let set = b.call(
             op::SET_DATA,
-            &Request::SetData(zk_gateway::jute::SetDataRequest {
+            &Request::SetData(SetDataRequest {
                 path: "/n".into(),
                 data: Some(b"x".to_vec()),
                 version: -1,

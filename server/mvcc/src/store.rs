@@ -395,8 +395,9 @@ impl ReadView {
     /// etcd's `HashKV`: the hash of the key-value history up to `rev` (0: the current
     /// revision; a negative one covers nothing, as in etcd), computed as etcd 3.4 computes it
     /// over its backend, so the same writes hash alike on both (see `hash.rs`). Returns the
-    /// hash and etcd's compaction revision (`-1` if never compacted). A revision at or below the compaction revision is
-    /// [`MvccError::Compacted`]; one above the current revision [`MvccError::FutureRevision`].
+    /// hash and etcd's compaction revision (`-1` if never compacted). A revision at or below
+    /// the compaction revision is [`MvccError::Compacted`]; one above the current revision
+    /// [`MvccError::FutureRevision`].
     pub fn hash_kv(&self, rev: Revision) -> Result<(u32, Revision), MvccError> {
         let compact = self.first_rev();
         if rev > 0 && rev <= compact {
