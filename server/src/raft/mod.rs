@@ -5,6 +5,7 @@
 //! [`Applied`]. This module owns the Raft-facing types only: it never interprets a command
 //! (that is `synod_mvcc`'s job) and never speaks gRPC to clients (that is `api`'s job).
 
+pub mod forwarding;
 pub mod log_store;
 pub mod network;
 pub mod observer;

@@ -3,8 +3,9 @@
 //! Raft RPCs travel over the `synodpeer.Peer` gRPC service (tonic, on `--listen-peer-urls`) as
 //! postcard-encoded openraft messages: openraft's types already carry serde derives, and one
 //! opaque payload keeps the peer protocol stable while openraft's message shapes evolve.
-//! The same channels carry forwarded client writes and read-index requests
-//! ([`PeerClients::forward`], [`PeerClients::read_index`]) and a follower's lease calls that
+//! The same channels carry forwarded client writes (on one stream per leader, see
+//! [`super::forwarding`]) and read-index requests ([`PeerClients::forward`],
+//! [`PeerClients::read_index`]) and a follower's lease calls that
 //! only the leader can answer ([`PeerClients::lease_renew`], [`PeerClients::lease_time_to_live`],
 //! typed etcd messages rather than postcard payloads).
 //!
@@ -28,6 +29,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::transport::tls::PeerTlsConnector;
 
+use super::forwarding::ForwardStreams;
 use super::typ::{
     AppendEntriesRequest, AppendEntriesResponse, RPCError, Snapshot, SnapshotMeta,
     SnapshotResponse, StreamingError, Vote, VoteRequest, VoteResponse,
@@ -70,10 +72,12 @@ pub struct SnapshotTransfer {
     pub data: Vec<u8>,
 }
 
-/// Lazily-connected gRPC channels to the other members, keyed by peer URL.
+/// Lazily-connected gRPC channels to the other members, keyed by peer URL, and the streams
+/// this member forwards client writes on.
 pub struct PeerClients {
     channels: Mutex<HashMap<String, Channel>>,
     tls: Option<PeerTlsConnector>,
+    forwarding: ForwardStreams,
 }
 
 impl PeerClients {
@@ -81,6 +85,7 @@ impl PeerClients {
         Arc::new(PeerClients {
             channels: Mutex::new(HashMap::new()),
             tls,
+            forwarding: ForwardStreams::default(),
         })
     }
 
@@ -109,9 +114,10 @@ impl PeerClients {
     }
 
     fn client(&self, node: &MemberNode) -> Result<PeerClient<Channel>, PeerError> {
-        let url = node.peer_urls.first().ok_or_else(|| {
-            PeerError::Unreachable(node.name.clone(), "member has no peer URL".into())
-        })?;
+        self.client_at(peer_url(node)?)
+    }
+
+    fn client_at(&self, url: &str) -> Result<PeerClient<Channel>, PeerError> {
         Ok(PeerClient::new(self.channel(url)?)
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(MAX_PEER_MESSAGE))
@@ -141,9 +147,12 @@ impl PeerClients {
         out.map_err(PeerError::Remote)
     }
 
-    /// Asks `leader` to propose a client write on this member's behalf.
+    /// Asks `leader` to propose a client write on this member's behalf (over this member's
+    /// forwarding stream to it, see [`super::forwarding`]).
     pub async fn forward(&self, leader: &MemberNode, cmd: &Command) -> Result<Applied, PeerError> {
-        self.call(leader, cmd, |mut c, p| async move { c.forward(p).await })
+        let url = peer_url(leader)?;
+        self.forwarding
+            .forward(leader, url, || self.client_at(url), cmd)
             .await
     }
 
@@ -180,6 +189,14 @@ impl PeerClients {
             .map_err(|s| refused(leader, s))?;
         Ok(resp.into_inner())
     }
+}
+
+/// The URL `node` is dialled at: its first peer URL.
+fn peer_url(node: &MemberNode) -> Result<&str, PeerError> {
+    node.peer_urls
+        .first()
+        .map(String::as_str)
+        .ok_or_else(|| PeerError::Unreachable(node.name.clone(), "member has no peer URL".into()))
 }
 
 /// A typed peer call's failure: transport trouble is `Unreachable`, anything else the remote's

@@ -7,15 +7,17 @@
 
 use std::sync::Arc;
 
+use futures::stream::BoxStream;
 use openraft::raft::ReadPolicy;
 use serde::Serialize;
 use synod_proto::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
 use synod_proto::peerpb::peer_server::Peer;
-use synod_proto::peerpb::RaftPayload;
-use tonic::{Request, Response, Status};
+use synod_proto::peerpb::{ForwardedResults, ForwardedWrites, RaftPayload};
+use tonic::{Request, Response, Status, Streaming};
 
+use super::forwarding;
 use super::network::{decode, encode, SnapshotTransfer};
 use super::typ::{AppendEntriesRequest, Snapshot, VoteRequest};
 use super::{Command, Raft};
@@ -90,10 +92,17 @@ impl Peer for PeerService {
         reply(self.raft.install_full_snapshot(t.vote, snapshot).await)
     }
 
-    async fn forward(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let cmd: Command = payload(req)?;
-        let cmd = self.duties.prepare(cmd)?;
-        reply(self.raft.client_write(cmd).await.map(|r| r.data))
+    type ForwardStreamStream = BoxStream<'static, Result<ForwardedResults, Status>>;
+
+    async fn forward_stream(
+        &self,
+        req: Request<Streaming<ForwardedWrites>>,
+    ) -> Result<Response<Self::ForwardStreamStream>, Status> {
+        Ok(Response::new(forwarding::serve(
+            self.raft.clone(),
+            self.duties.clone(),
+            req.into_inner(),
+        )))
     }
 
     async fn read_index(&self, req: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
