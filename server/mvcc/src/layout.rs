@@ -9,7 +9,8 @@
 //! memory; here it is a small B-tree on disk) names each key's newest change, and the changes
 //! themselves are stored by revision (etcd's `key` bucket), so a put appends to the revision
 //! tree and rewrites one small index entry. That keeps the pages a random put dirties to one
-//! leaf of a dense tree, which stays in the store's cache even with millions of keys.
+//! leaf of a dense tree (8–12-byte entries: about 50 MB of index at 1M keys) instead of a page
+//! of values.
 //!
 //! ## Tables
 //!

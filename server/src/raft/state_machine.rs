@@ -30,7 +30,6 @@ use super::storage_codec::{decode, encode, io_err};
 use super::typ::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 use super::{Applied, RejectKind, SnapshotData, TypeConfig};
 
-/// The longest a committed batch stays non-durable in the store.
 /// How long applied batches may stay non-durable in the store. The Raft log is the write-ahead
 /// log: a crash loses nothing, it only means re-applying the log above the last durable commit
 /// (and a snapshot, which lets openraft purge the log, always syncs first). A durable redb
