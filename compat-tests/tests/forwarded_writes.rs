@@ -315,7 +315,7 @@ fn writes_sent_to_a_follower_are_answered_and_applied_like_etcds() {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let outcome = runtime.block_on(concurrent_puts_through(&follower, &others));
         let transcript = runtime.block_on(async {
-            let mut c = client_for(&[follower.clone()]).await;
+            let mut c = client_for(std::slice::from_ref(&follower)).await;
             sequence_through(&mut c).await
         });
         eprintln!(

@@ -191,10 +191,13 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
         }
     });
 
-    let closed_by_client = serve_requests(
-        &shared, &mut rd, &tx, conn, session, peer, timeout, &identity,
-    )
-    .await;
+    let attached = Attached {
+        conn,
+        session,
+        peer,
+        timeout_ms: timeout,
+    };
+    let closed_by_client = serve_requests(&shared, &mut rd, &tx, attached, &identity).await;
     shared.watches.disconnect(conn);
     if !closed_by_client {
         shared.sessions.detach(session, conn);
@@ -204,17 +207,29 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
     shared.counters.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// What the handshake settled for a connection: who it is, the session it holds and the
+/// session timeout it negotiated.
+struct Attached {
+    conn: u64,
+    session: i64,
+    peer: SocketAddr,
+    timeout_ms: i32,
+}
+
 /// The request loop. Returns true if the session was closed by the client (closeSession).
 async fn serve_requests(
     shared: &Arc<Shared>,
     rd: &mut OwnedReadHalf,
     tx: &mpsc::UnboundedSender<Outgoing>,
-    conn: u64,
-    session: i64,
-    peer: SocketAddr,
-    timeout_ms: i32,
+    attached: Attached,
     shared_identity: &Arc<std::sync::RwLock<Identity>>,
 ) -> bool {
+    let Attached {
+        conn,
+        session,
+        peer,
+        timeout_ms,
+    } = attached;
     let mut identity = Identity::for_peer(peer.ip());
     let mut seen: i64 = 0;
     let idle = Duration::from_millis(timeout_ms.max(1) as u64);

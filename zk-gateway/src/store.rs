@@ -19,6 +19,10 @@ use crate::path::ZnodePath;
 use crate::proto::perms;
 use crate::znode::{CorruptRecord, Znode};
 
+/// A znode every ZooKeeper server has from the start: its path, child count, data, ACL, and
+/// what its ACL version is offset by.
+type BuiltinZnode = (&'static str, i32, Option<Vec<u8>>, Vec<Acl>, i32);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
@@ -132,7 +136,7 @@ impl ZkStore {
                 id: "anyone".into(),
             },
         }];
-        let nodes: [(&str, i32, Option<Vec<u8>>, Vec<Acl>, i32); 4] = [
+        let nodes: [BuiltinZnode; 4] = [
             ("/", 1, Some(Vec::new()), world_all(), 0),
             ("/zookeeper", 2, Some(Vec::new()), world_all(), 0),
             ("/zookeeper/quota", 0, Some(Vec::new()), world_all(), 0),
