@@ -18,10 +18,11 @@
 //! Order per watcher is preserved; deliveries of different watchers are independent.
 //! This module never decides what to deliver; it only queues, merges and counts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use foldhash::HashMap;
 use tokio::sync::Notify;
 
 use super::hub::{Delivery, WatcherKey};
@@ -132,15 +133,13 @@ fn watcher_of(d: &Delivery) -> WatcherKey {
     }
 }
 
-impl Sink {
+impl Queue {
     /// Queues `d` (or merges it into the watcher's queued events) unless the queue is over
-    /// budget or its reader is gone.
-    pub fn try_send(&self, mut d: Delivery) -> Result<(), TrySend> {
-        let mut q = self.shared.lock();
-        if q.closed {
+    /// `limit` or closed. `Ok(true)`: a new item the reader must be woken for.
+    fn push(&mut self, limit: usize, mut d: Delivery) -> Result<bool, TrySend> {
+        if self.closed {
             return Err(TrySend::Closed);
         }
-        let limit = self.shared.limit();
         let watcher = watcher_of(&d);
         let charge = cost(&d);
         // Merge into the watcher's queued events if there is room.
@@ -149,11 +148,11 @@ impl Sink {
                 revision, events, ..
             },
             Some(&at),
-        ) = (&mut d, q.open.get(&watcher).copied().as_ref())
+        ) = (&mut d, self.open.get(&watcher).copied().as_ref())
         {
-            let index = usize::try_from(at.wrapping_sub(q.head_seq)).unwrap_or(usize::MAX);
+            let index = usize::try_from(at.wrapping_sub(self.head_seq)).unwrap_or(usize::MAX);
             let added = charge - DELIVERY_OVERHEAD;
-            let fits = q.bytes + added <= limit;
+            let fits = self.bytes + added <= limit;
             if let Some((
                 Delivery::Events {
                     revision: merged_rev,
@@ -161,7 +160,7 @@ impl Sink {
                     ..
                 },
                 merged_cost,
-            )) = q.items.get_mut(index)
+            )) = self.items.get_mut(index)
             {
                 if !fits {
                     return Err(TrySend::Full);
@@ -170,25 +169,68 @@ impl Sink {
                     merged.append(events);
                     *merged_rev = *revision;
                     *merged_cost += added;
-                    q.bytes += added;
-                    return Ok(());
+                    self.bytes += added;
+                    return Ok(false);
                 }
             }
         }
-        if !q.items.is_empty() && q.bytes + charge > limit {
+        if !self.items.is_empty() && self.bytes + charge > limit {
             return Err(TrySend::Full);
         }
-        let seq = q.head_seq.wrapping_add(q.items.len() as u64);
+        let seq = self.head_seq.wrapping_add(self.items.len() as u64);
         if matches!(d, Delivery::Events { .. }) {
-            q.open.insert(watcher, seq);
+            self.open.insert(watcher, seq);
         } else {
-            q.open.remove(&watcher);
+            self.open.remove(&watcher);
         }
-        q.items.push_back((d, charge));
-        q.bytes += charge;
+        self.items.push_back((d, charge));
+        self.bytes += charge;
+        Ok(true)
+    }
+}
+
+impl Sink {
+    /// Queues `d` (or merges it into the watcher's queued events) unless the queue is over
+    /// budget or its reader is gone.
+    pub fn try_send(&self, d: Delivery) -> Result<(), TrySend> {
+        let mut q = self.shared.lock();
+        let pushed = q.push(self.shared.limit(), d)?;
         drop(q);
-        self.shared.ready.notify_one();
+        if pushed {
+            self.shared.ready.notify_one();
+        }
         Ok(())
+    }
+
+    /// [`Sink::try_send`] for several deliveries at once, in order, under one lock of the
+    /// queue: the hub hands a stream all its watchers' events of a batch together, so the
+    /// queue's lock is not passed back and forth with the reader once per watcher. One result
+    /// per delivery.
+    pub fn try_send_all(
+        &self,
+        deliveries: impl IntoIterator<Item = Delivery>,
+    ) -> Vec<Result<(), TrySend>> {
+        let limit = self.shared.limit();
+        let mut q = self.shared.lock();
+        let mut wake = false;
+        let results = deliveries
+            .into_iter()
+            .map(|d| {
+                q.push(limit, d).map(|pushed| {
+                    wake |= pushed;
+                })
+            })
+            .collect();
+        drop(q);
+        if wake {
+            self.shared.ready.notify_one();
+        }
+        results
+    }
+
+    /// Which stream's queue this is: equal for every handle on the same queue, while it lives.
+    pub fn queue_id(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
     }
 
     /// Whether a push could succeed now.
@@ -380,6 +422,46 @@ mod tests {
         assert_eq!(rx.try_recv(), Some(events(0, &[2])));
         assert_eq!(rx.try_recv(), Some(progress(2)));
         assert_eq!(rx.try_recv(), Some(events(0, &[3])));
+    }
+
+    #[tokio::test]
+    async fn several_deliveries_sent_together_are_queued_and_merged_as_if_sent_one_by_one() {
+        let (sink, mut rx) = sink();
+        sink.try_send(events(1, &[2])).unwrap();
+        let results = sink.try_send_all([
+            events(2, &[3]),
+            events(1, &[3]),
+            progress(3),
+            big(3, 3, 2 * SINK_BASE),
+            events(2, &[4]),
+        ]);
+        let outcome: Vec<&str> = results
+            .iter()
+            .map(|r| match r {
+                Ok(()) => "ok",
+                Err(TrySend::Full) => "full",
+                Err(TrySend::Closed) => "closed",
+            })
+            .collect();
+        // The oversized delivery finds the queue not empty: refused, and only it.
+        assert_eq!(outcome, ["ok", "ok", "ok", "full", "ok"]);
+        assert_eq!(rx.try_recv(), Some(events(1, &[2, 3])));
+        assert_eq!(rx.try_recv(), Some(events(2, &[3, 4])));
+        assert_eq!(rx.try_recv(), Some(progress(3)));
+        assert_eq!(rx.try_recv(), None);
+        drop(rx);
+        assert!(sink
+            .try_send_all([progress(4), events(1, &[5])])
+            .iter()
+            .all(|r| matches!(r, Err(TrySend::Closed))));
+    }
+
+    #[test]
+    fn every_handle_on_a_queue_has_its_id_and_another_queue_another() {
+        let (a, _ra) = sink();
+        let (b, _rb) = sink();
+        assert_eq!(a.queue_id(), a.clone().queue_id());
+        assert_ne!(a.queue_id(), b.queue_id());
     }
 
     #[tokio::test]
