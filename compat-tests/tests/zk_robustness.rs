@@ -499,6 +499,22 @@ impl Session {
         }
     }
 
+    /// The data version of `path` (exists), or None if it does not exist.
+    fn version_of(&mut self, path: &str) -> Option<i32> {
+        let r = self.call(
+            op::EXISTS,
+            &Request::Exists {
+                path: path.to_string(),
+                watch: false,
+            },
+        );
+        match r.err {
+            0 => Some(be_i32(&r.body, 32)),
+            e if e == err::NO_NODE => None,
+            e => panic!("{}: exists {path}: err {e}", self.who()),
+        }
+    }
+
     /// Creates a fresh node holding a fresh value and reads it back: the session works.
     fn round_trip(&mut self, when: &str) {
         let n = NEXT_NODE.fetch_add(1, Ordering::Relaxed);
@@ -1534,6 +1550,68 @@ fn a_multis_watch_events_come_in_the_order_of_its_operations() {
             "{}: NodeDeleted of the second child, then NodeDataChanged of the parent",
             t.name()
         );
+    });
+}
+
+#[test]
+fn a_multi_that_sets_a_znodes_data_several_times_moves_its_version_as_many_times() {
+    // etcd takes one change per key in a txn, so the gateway writes the znode's data record
+    // once; the stored version must still count every setData (and a later conditional op
+    // checks it), as upstream applies the multi's ops one by one.
+    on_both(|t| {
+        let mut a = Session::open(t, TIMEOUT_MS);
+        let set = |path: &str, version: i32| {
+            MultiOp::SetData(SetDataRequest {
+                path: path.into(),
+                data: Some(b"x".to_vec()),
+                version,
+            })
+        };
+        a.create_ok("/twice", b"", 0);
+        let multi = a.call(
+            op::MULTI,
+            &Request::Multi(vec![set("/twice", -1), set("/twice", 1), set("/twice", 2)]),
+        );
+        assert_eq!(multi.err, 0, "{}: the multi: {multi:?}", t.name());
+        assert_eq!(
+            a.version_of("/twice"),
+            Some(3),
+            "{}: after the multi",
+            t.name()
+        );
+        let next = a.call(
+            op::SET_DATA,
+            &Request::SetData(SetDataRequest {
+                path: "/twice".into(),
+                data: Some(b"y".to_vec()),
+                version: 3,
+            }),
+        );
+        assert_eq!(next.err, 0, "{}: setData at version 3: {next:?}", t.name());
+        assert_eq!(
+            a.version_of("/twice"),
+            Some(4),
+            "{}: after setData",
+            t.name()
+        );
+
+        // A znode created and set in the same multi.
+        let create = MultiOp::Create {
+            op: op::CREATE,
+            req: CreateRequest {
+                path: "/fresh".into(),
+                data: Some(Vec::new()),
+                acl: world_anyone(),
+                flags: 0,
+                ttl: None,
+            },
+        };
+        let multi = a.call(
+            op::MULTI,
+            &Request::Multi(vec![create, set("/fresh", 0), set("/fresh", -1)]),
+        );
+        assert_eq!(multi.err, 0, "{}: create and set: {multi:?}", t.name());
+        assert_eq!(a.version_of("/fresh"), Some(2), "{}: /fresh", t.name());
     });
 }
 

@@ -4,7 +4,9 @@
 //! Keys, all under one prefix `P` (default `/zk/`):
 //! - `P n DDDDD <path> \0 d` — the znode's data record: flags, ctime, mtime, ephemeral owner,
 //!   TTL, then the data. Its etcd create/mod revision and version are the znode's czxid, mzxid
-//!   and version (+1).
+//!   and version (+1). A multi that sets a znode's data several times writes the record once
+//!   (etcd: one change per key per txn) but upstream counts each; such a record (format 2)
+//!   carries the difference, an i32 added to the etcd version, after the TTL.
 //! - `P n DDDDD <path> \0 c` — the children base record: child creates and children counted
 //!   by writes that changed several children of this znode at once (a multi).
 //! - `P n DDDDD <path> \0 p` and `... \0 m` — child create and child delete COUNTERS: empty
@@ -265,16 +267,26 @@ pub struct DataRecord {
     /// TTL in ms of a TTL node (0 otherwise).
     pub ttl: i64,
     pub data: Option<Vec<u8>>,
+    /// Added to the record's etcd version - 1 to give the znode's data version (0 unless a
+    /// multi set the data more than once).
+    pub version_offset: i32,
 }
 
 const DATA_FORMAT: u8 = 1;
+/// Format 1 followed by the version offset (i32) before the data.
+const DATA_FORMAT_WITH_OFFSET: u8 = 2;
 const DATA_HEADER: usize = 2 + 8 * 4;
 
 impl DataRecord {
     pub fn encode(&self) -> Vec<u8> {
         let len = self.data.as_ref().map_or(0, |d| d.len());
-        let mut v = Vec::with_capacity(DATA_HEADER + len);
-        v.push(DATA_FORMAT);
+        let mut v = Vec::with_capacity(DATA_HEADER + 4 + len);
+        // Format 1 whenever it can say it: what every record was before the offset existed.
+        v.push(if self.version_offset == 0 {
+            DATA_FORMAT
+        } else {
+            DATA_FORMAT_WITH_OFFSET
+        });
         let kind = match self.kind {
             NodeKind::Persistent => 0u8,
             NodeKind::Ephemeral => 1,
@@ -285,6 +297,9 @@ impl DataRecord {
         for x in [self.ctime, self.mtime, self.owner, self.ttl] {
             v.extend_from_slice(&x.to_be_bytes());
         }
+        if self.version_offset != 0 {
+            v.extend_from_slice(&self.version_offset.to_be_bytes());
+        }
         if let Some(d) = &self.data {
             v.extend_from_slice(d);
         }
@@ -292,7 +307,12 @@ impl DataRecord {
     }
 
     pub fn decode(v: &[u8]) -> Option<DataRecord> {
-        if v.len() < DATA_HEADER || v[0] != DATA_FORMAT {
+        let header = match v.first() {
+            Some(&DATA_FORMAT) => DATA_HEADER,
+            Some(&DATA_FORMAT_WITH_OFFSET) => DATA_HEADER + 4,
+            _ => return None,
+        };
+        if v.len() < header {
             return None;
         }
         let kind = match v[1] & 0x7f {
@@ -316,7 +336,17 @@ impl DataRecord {
             data: if v[1] & 0x80 != 0 {
                 None
             } else {
-                Some(v[DATA_HEADER..].to_vec())
+                Some(v[header..].to_vec())
+            },
+            version_offset: if header > DATA_HEADER {
+                i32::from_be_bytes([
+                    v[DATA_HEADER],
+                    v[DATA_HEADER + 1],
+                    v[DATA_HEADER + 2],
+                    v[DATA_HEADER + 3],
+                ])
+            } else {
+                0
             },
         })
     }
@@ -490,11 +520,41 @@ mod tests {
             owner: 3,
             ttl: 4,
             data: Some(b"hi".to_vec()),
+            version_offset: 0,
         };
-        assert_eq!(DataRecord::decode(&d.encode()), Some(d));
+        assert_eq!(
+            d.encode()[0],
+            1,
+            "no offset: format 1, as before offsets existed"
+        );
+        assert_eq!(DataRecord::decode(&d.encode()), Some(d.clone()));
+        for offset in [1, -7, i32::MAX] {
+            let o = DataRecord {
+                version_offset: offset,
+                ..d.clone()
+            };
+            assert_eq!(o.encode()[0], 2);
+            assert_eq!(DataRecord::decode(&o.encode()), Some(o));
+        }
+        let no_data = DataRecord {
+            data: None,
+            version_offset: 3,
+            ..d.clone()
+        };
+        assert_eq!(DataRecord::decode(&no_data.encode()), Some(no_data));
         let n = DataRecord::default();
         assert_eq!(DataRecord::decode(&n.encode()), Some(n));
         assert_eq!(DataRecord::decode(b"xx"), None);
+        // format 2 cut inside its offset
+        let mut cut = DataRecord {
+            version_offset: 1,
+            data: None,
+            ..d
+        }
+        .encode();
+        cut.truncate(DATA_HEADER + 2);
+        assert_eq!(DataRecord::decode(&cut), None);
+        assert_eq!(DataRecord::decode(&[3u8; 40]), None);
         let c = ChildrenRecord {
             creates: 5,
             count: 2,

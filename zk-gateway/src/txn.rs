@@ -285,6 +285,7 @@ impl<'s> Plan<'s> {
                 owner: if mode.ephemeral { caller.session } else { 0 },
                 ttl,
                 data: req.data.clone(),
+                version_offset: 0,
             },
             children: ChildrenRecord::default(),
             base: ChildrenRecord::default(),
@@ -349,7 +350,7 @@ impl<'s> Plan<'s> {
             d.data = true;
             d.counts = true;
         });
-        check_version(version, node.data_rev.version - 1)?;
+        check_version(version, node.data_version())?;
         if node.children.count > 0 {
             return Err(OpError::Zk(err::NOT_EMPTY));
         }
@@ -392,7 +393,7 @@ impl<'s> Plan<'s> {
         if !caller.identity.allowed(&node.acl, perms::WRITE) {
             return Err(OpError::Zk(err::NO_AUTH));
         }
-        check_version(version, node.data_rev.version - 1)?;
+        check_version(version, node.data_version())?;
         node.data.data = data;
         node.data.mtime = self.now_ms;
         node.data_rev.modified = PENDING;
@@ -452,7 +453,7 @@ impl<'s> Plan<'s> {
         if !caller.identity.allowed(&node.acl, perms::READ) {
             return Err(OpError::Zk(err::NO_AUTH));
         }
-        check_version(version, node.data_rev.version - 1)?;
+        check_version(version, node.data_version())?;
         Ok(path)
     }
 
@@ -512,7 +513,7 @@ impl<'s> Plan<'s> {
                     }
                 }
                 Some(n) if d.created => {
-                    writes.push(put(key(path, Part::Data), n.data.encode(), 0));
+                    writes.push(put(key(path, Part::Data), stored_data(n, before), 0));
                     // fresh counters: the base holds whatever the plan did under it already
                     writes.push(put(key(path, Part::Children), n.children.encode(), 0));
                     writes.push(put(
@@ -523,7 +524,7 @@ impl<'s> Plan<'s> {
                 }
                 Some(n) => {
                     if d.data {
-                        writes.push(put(key(path, Part::Data), n.data.encode(), 0));
+                        writes.push(put(key(path, Part::Data), stored_data(n, before), 0));
                     }
                     if d.acl {
                         writes.push(put(
@@ -563,6 +564,16 @@ impl<'s> Plan<'s> {
         writes.extend(index);
         self.store.commit(compare, writes).await
     }
+}
+
+/// The data record to store for `n` (the plan's znode; `before`: as it was loaded). The put
+/// leaves the key at etcd version `before`'s + 1 (1 for a new key), however many times the plan
+/// set the data, so the record carries whatever else the znode's version moved by.
+fn stored_data(n: &Znode, before: Option<&Znode>) -> Vec<u8> {
+    let etcd_version_after = before.map_or(1, |b| b.data_rev.version + 1);
+    let mut record = n.data.clone();
+    record.version_offset = (n.data_version() - (etcd_version_after - 1)) as i32;
+    record.encode()
 }
 
 fn op_key(op: &RequestOp) -> Option<&[u8]> {

@@ -86,6 +86,12 @@ impl Znode {
         }))
     }
 
+    /// The data version upstream would show: the data record's etcd version - 1, plus the
+    /// offset a multi that set the data several times left in it.
+    pub fn data_version(&self) -> i64 {
+        self.data_rev.version - 1 + self.data.version_offset as i64
+    }
+
     pub fn is_ephemeral(&self) -> bool {
         self.data.kind == NodeKind::Ephemeral
     }
@@ -100,7 +106,7 @@ impl Znode {
             mzxid: zxid(self.data_rev.modified),
             ctime: self.data.ctime,
             mtime: self.data.mtime,
-            version: (self.data_rev.version - 1) as i32,
+            version: self.data_version() as i32,
             // upstream stores the number of child creates and shows 2 x creates - children,
             // i.e. creates plus deletes.
             cversion: self
