@@ -1554,7 +1554,7 @@ fn a_multis_watch_events_come_in_the_order_of_its_operations() {
 }
 
 #[test]
-fn a_multi_that_sets_a_znodes_data_several_times_moves_its_version_as_many_times() {
+fn a_multi_that_sets_a_znodes_data_several_times_moves_its_version_and_fires_as_many_times() {
     // etcd takes one change per key in a txn, so the gateway writes the znode's data record
     // once; the stored version must still count every setData (and a later conditional op
     // checks it), as upstream applies the multi's ops one by one.
@@ -1568,6 +1568,16 @@ fn a_multi_that_sets_a_znodes_data_several_times_moves_its_version_as_many_times
             })
         };
         a.create_ok("/twice", b"", 0);
+        // A persistent watcher sees every setData (a one-shot one only the first).
+        let mut w = Session::open(t, TIMEOUT_MS);
+        let add = w.call(
+            op::ADD_WATCH,
+            &Request::AddWatch {
+                path: "/twice".into(),
+                mode: 0, // PERSISTENT
+            },
+        );
+        assert_eq!(add.err, 0, "{}: addWatch: {add:?}", t.name());
         let multi = a.call(
             op::MULTI,
             &Request::Multi(vec![set("/twice", -1), set("/twice", 1), set("/twice", 2)]),
@@ -1577,6 +1587,13 @@ fn a_multi_that_sets_a_znodes_data_several_times_moves_its_version_as_many_times
             a.version_of("/twice"),
             Some(3),
             "{}: after the multi",
+            t.name()
+        );
+        w.round_trip("after the multi");
+        assert_eq!(
+            w.events,
+            vec![(3, "/twice".to_string()); 3],
+            "{}: three NodeDataChanged for three setData",
             t.name()
         );
         let next = a.call(

@@ -5,8 +5,9 @@
 //! - `P n DDDDD <path> \0 d` — the znode's data record: flags, ctime, mtime, ephemeral owner,
 //!   TTL, then the data. Its etcd create/mod revision and version are the znode's czxid, mzxid
 //!   and version (+1). A multi that sets a znode's data several times writes the record once
-//!   (etcd: one change per key per txn) but upstream counts each; such a record (format 2)
-//!   carries the difference, an i32 added to the etcd version, after the TTL.
+//!   (etcd: one change per key per txn) but upstream counts each and fires an event for each;
+//!   such a record (format 2) carries, after the TTL, the version difference (an i32 added to
+//!   the etcd version) and how many more data events its write stands for (an i32).
 //! - `P n DDDDD <path> \0 c` — the children base record: child creates and children counted
 //!   by writes that changed several children of this znode at once (a multi).
 //! - `P n DDDDD <path> \0 p` and `... \0 m` — child create and child delete COUNTERS: empty
@@ -270,10 +271,14 @@ pub struct DataRecord {
     /// Added to the record's etcd version - 1 to give the znode's data version (0 unless a
     /// multi set the data more than once).
     pub version_offset: i32,
+    /// NodeDataChanged events this write stands for beyond the one change it shows (created
+    /// or changed): the further setData ops of the multi that wrote it. Belongs to that write
+    /// alone: every write sets it afresh.
+    pub repeats: i32,
 }
 
 const DATA_FORMAT: u8 = 1;
-/// Format 1 followed by the version offset (i32) before the data.
+/// Format 1 followed by the version offset and the repeats (i32 each) before the data.
 const DATA_FORMAT_WITH_OFFSET: u8 = 2;
 const DATA_HEADER: usize = 2 + 8 * 4;
 
@@ -282,7 +287,8 @@ impl DataRecord {
         let len = self.data.as_ref().map_or(0, |d| d.len());
         let mut v = Vec::with_capacity(DATA_HEADER + 4 + len);
         // Format 1 whenever it can say it: what every record was before the offset existed.
-        v.push(if self.version_offset == 0 {
+        let extended = self.version_offset != 0 || self.repeats != 0;
+        v.push(if !extended {
             DATA_FORMAT
         } else {
             DATA_FORMAT_WITH_OFFSET
@@ -297,8 +303,9 @@ impl DataRecord {
         for x in [self.ctime, self.mtime, self.owner, self.ttl] {
             v.extend_from_slice(&x.to_be_bytes());
         }
-        if self.version_offset != 0 {
+        if extended {
             v.extend_from_slice(&self.version_offset.to_be_bytes());
+            v.extend_from_slice(&self.repeats.to_be_bytes());
         }
         if let Some(d) = &self.data {
             v.extend_from_slice(d);
@@ -309,7 +316,7 @@ impl DataRecord {
     pub fn decode(v: &[u8]) -> Option<DataRecord> {
         let header = match v.first() {
             Some(&DATA_FORMAT) => DATA_HEADER,
-            Some(&DATA_FORMAT_WITH_OFFSET) => DATA_HEADER + 4,
+            Some(&DATA_FORMAT_WITH_OFFSET) => DATA_HEADER + 8,
             _ => return None,
         };
         if v.len() < header {
@@ -322,6 +329,7 @@ impl DataRecord {
             3 => NodeKind::Ttl,
             _ => return None,
         };
+        let int = |i: usize| i32::from_be_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
         let long = |i: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&v[2 + 8 * i..10 + 8 * i]);
@@ -339,12 +347,12 @@ impl DataRecord {
                 Some(v[header..].to_vec())
             },
             version_offset: if header > DATA_HEADER {
-                i32::from_be_bytes([
-                    v[DATA_HEADER],
-                    v[DATA_HEADER + 1],
-                    v[DATA_HEADER + 2],
-                    v[DATA_HEADER + 3],
-                ])
+                int(DATA_HEADER)
+            } else {
+                0
+            },
+            repeats: if header > DATA_HEADER {
+                int(DATA_HEADER + 4)
             } else {
                 0
             },
@@ -521,6 +529,7 @@ mod tests {
             ttl: 4,
             data: Some(b"hi".to_vec()),
             version_offset: 0,
+            repeats: 0,
         };
         assert_eq!(
             d.encode()[0],
@@ -528,9 +537,10 @@ mod tests {
             "no offset: format 1, as before offsets existed"
         );
         assert_eq!(DataRecord::decode(&d.encode()), Some(d.clone()));
-        for offset in [1, -7, i32::MAX] {
+        for (offset, repeats) in [(1, 0), (-7, 2), (i32::MAX, 0), (0, 1)] {
             let o = DataRecord {
                 version_offset: offset,
+                repeats,
                 ..d.clone()
             };
             assert_eq!(o.encode()[0], 2);
@@ -552,7 +562,7 @@ mod tests {
             ..d
         }
         .encode();
-        cut.truncate(DATA_HEADER + 2);
+        cut.truncate(DATA_HEADER + 6);
         assert_eq!(DataRecord::decode(&cut), None);
         assert_eq!(DataRecord::decode(&[3u8; 40]), None);
         let c = ChildrenRecord {

@@ -62,6 +62,8 @@ struct Dirty {
     /// children created / deleted under this znode by the plan
     child_creates: i32,
     child_deletes: i32,
+    /// setData ops of the plan on this znode.
+    data_sets: i32,
     /// The plan's step that first created, deleted or changed the data of this znode: its
     /// data record is written in that order, because the gateway's watch events follow the
     /// order of the data records in the txn and upstream fires a multi's events op by op.
@@ -286,6 +288,7 @@ impl<'s> Plan<'s> {
                 ttl,
                 data: req.data.clone(),
                 version_offset: 0,
+                repeats: 0,
             },
             children: ChildrenRecord::default(),
             base: ChildrenRecord::default(),
@@ -399,7 +402,10 @@ impl<'s> Plan<'s> {
         node.data_rev.modified = PENDING;
         node.data_rev.version += 1;
         self.set(&path, Some(node));
-        self.mark_visible(&path, |d| d.data = true);
+        self.mark_visible(&path, |d| {
+            d.data = true;
+            d.data_sets += 1;
+        });
         Ok(path)
     }
 
@@ -513,7 +519,7 @@ impl<'s> Plan<'s> {
                     }
                 }
                 Some(n) if d.created => {
-                    writes.push(put(key(path, Part::Data), stored_data(n, before), 0));
+                    writes.push(put(key(path, Part::Data), stored_data(n, before, d), 0));
                     // fresh counters: the base holds whatever the plan did under it already
                     writes.push(put(key(path, Part::Children), n.children.encode(), 0));
                     writes.push(put(
@@ -524,7 +530,7 @@ impl<'s> Plan<'s> {
                 }
                 Some(n) => {
                     if d.data {
-                        writes.push(put(key(path, Part::Data), stored_data(n, before), 0));
+                        writes.push(put(key(path, Part::Data), stored_data(n, before, d), 0));
                     }
                     if d.acl {
                         writes.push(put(
@@ -566,13 +572,19 @@ impl<'s> Plan<'s> {
     }
 }
 
-/// The data record to store for `n` (the plan's znode; `before`: as it was loaded). The put
-/// leaves the key at etcd version `before`'s + 1 (1 for a new key), however many times the plan
-/// set the data, so the record carries whatever else the znode's version moved by.
-fn stored_data(n: &Znode, before: Option<&Znode>) -> Vec<u8> {
+/// The data record to store for `n` (the plan's znode; `before`: as it was loaded; `d`: what
+/// the plan did to it). The put leaves the key at etcd version `before`'s + 1 (1 for a new
+/// key), however many times the plan set the data, so the record carries whatever else the
+/// znode's version moved by, and the data events its one change stands for beyond the first.
+fn stored_data(n: &Znode, before: Option<&Znode>, d: &Dirty) -> Vec<u8> {
     let etcd_version_after = before.map_or(1, |b| b.data_rev.version + 1);
     let mut record = n.data.clone();
     record.version_offset = (n.data_version() - (etcd_version_after - 1)) as i32;
+    record.repeats = if d.created {
+        d.data_sets
+    } else {
+        (d.data_sets - 1).max(0)
+    };
     record.encode()
 }
 

@@ -17,13 +17,16 @@ use tokio::sync::{mpsc, watch};
 
 use crate::acl::Identity;
 use crate::jute::{encode_notification, Acl, WatcherEvent};
-use crate::layout::{decode_acl_record, KeyKind, Part};
+use crate::layout::{decode_acl_record, DataRecord, KeyKind, Part};
 use crate::path::ZnodePath;
 use crate::proto::{event, perms, state};
 use crate::store::ZkStore;
 
 /// ACLs the dispatcher keeps before it starts over.
 const ACL_CACHE_LIMIT: usize = 100_000;
+/// Most repeated data events one stored write may raise (a multi holds far fewer ops; a
+/// record that says more is not the gateway's and is not trusted further).
+const MAX_REPEATS: i32 = 4096;
 
 /// A connection's id within this gateway.
 pub type ConnId = u64;
@@ -608,6 +611,15 @@ impl Dispatcher {
                     }
                 } else {
                     t.trigger(Table::Data, &path, event::NODE_DATA_CHANGED, &none, own);
+                }
+                if !deleted {
+                    // a multi that set the data several times: one event per setData, as
+                    // upstream fires them (only persistent watches are left to see them)
+                    let repeats = DataRecord::decode(&kv.value)
+                        .map_or(0, |r| r.repeats.clamp(0, MAX_REPEATS));
+                    for _ in 0..repeats {
+                        t.trigger(Table::Data, &path, event::NODE_DATA_CHANGED, &none, own);
+                    }
                 }
             }
             KeyKind::Session(id) => {
