@@ -483,8 +483,8 @@ impl Session {
         )
     }
 
-    /// The ephemeralOwner of `path` (exists), or None if it does not exist.
-    fn owner_of(&mut self, path: &str) -> Option<i64> {
+    /// The Stat of `path` (exists), or None if it does not exist.
+    fn stat_of(&mut self, path: &str) -> Option<Vec<u8>> {
         let r = self.call(
             op::EXISTS,
             &Request::Exists {
@@ -493,26 +493,20 @@ impl Session {
             },
         );
         match r.err {
-            0 => Some(be_i64(&r.body, 44)),
+            0 => Some(r.body),
             e if e == err::NO_NODE => None,
             e => panic!("{}: exists {path}: err {e}", self.who()),
         }
     }
 
-    /// The data version of `path` (exists), or None if it does not exist.
+    /// The ephemeralOwner of `path`, or None if it does not exist.
+    fn owner_of(&mut self, path: &str) -> Option<i64> {
+        self.stat_of(path).map(|stat| be_i64(&stat, 44))
+    }
+
+    /// The data version of `path`, or None if it does not exist.
     fn version_of(&mut self, path: &str) -> Option<i32> {
-        let r = self.call(
-            op::EXISTS,
-            &Request::Exists {
-                path: path.to_string(),
-                watch: false,
-            },
-        );
-        match r.err {
-            0 => Some(be_i32(&r.body, 32)),
-            e if e == err::NO_NODE => None,
-            e => panic!("{}: exists {path}: err {e}", self.who()),
-        }
+        self.stat_of(path).map(|stat| be_i32(&stat, 32))
     }
 
     /// Creates a fresh node holding a fresh value and reads it back: the session works.

@@ -279,19 +279,19 @@ pub struct DataRecord {
 
 const DATA_FORMAT: u8 = 1;
 /// Format 1 followed by the version offset and the repeats (i32 each) before the data.
-const DATA_FORMAT_WITH_OFFSET: u8 = 2;
+const DATA_FORMAT_EXTENDED: u8 = 2;
 const DATA_HEADER: usize = 2 + 8 * 4;
 
 impl DataRecord {
     pub fn encode(&self) -> Vec<u8> {
         let len = self.data.as_ref().map_or(0, |d| d.len());
-        let mut v = Vec::with_capacity(DATA_HEADER + 4 + len);
+        let mut v = Vec::with_capacity(DATA_HEADER + 8 + len);
         // Format 1 whenever it can say it: what every record was before the offset existed.
         let extended = self.version_offset != 0 || self.repeats != 0;
-        v.push(if !extended {
-            DATA_FORMAT
+        v.push(if extended {
+            DATA_FORMAT_EXTENDED
         } else {
-            DATA_FORMAT_WITH_OFFSET
+            DATA_FORMAT
         });
         let kind = match self.kind {
             NodeKind::Persistent => 0u8,
@@ -316,7 +316,7 @@ impl DataRecord {
     pub fn decode(v: &[u8]) -> Option<DataRecord> {
         let header = match v.first() {
             Some(&DATA_FORMAT) => DATA_HEADER,
-            Some(&DATA_FORMAT_WITH_OFFSET) => DATA_HEADER + 8,
+            Some(&DATA_FORMAT_EXTENDED) => DATA_HEADER + 8,
             _ => return None,
         };
         if v.len() < header {
@@ -329,12 +329,12 @@ impl DataRecord {
             3 => NodeKind::Ttl,
             _ => return None,
         };
-        let int = |i: usize| i32::from_be_bytes([v[i], v[i + 1], v[i + 2], v[i + 3]]);
         let long = |i: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&v[2 + 8 * i..10 + 8 * i]);
             i64::from_be_bytes(b)
         };
+        let (version_offset, repeats) = extended_counters(v).unwrap_or((0, 0));
         Some(DataRecord {
             kind,
             ctime: long(0),
@@ -346,18 +346,27 @@ impl DataRecord {
             } else {
                 Some(v[header..].to_vec())
             },
-            version_offset: if header > DATA_HEADER {
-                int(DATA_HEADER)
-            } else {
-                0
-            },
-            repeats: if header > DATA_HEADER {
-                int(DATA_HEADER + 4)
-            } else {
-                0
-            },
+            version_offset,
+            repeats,
         })
     }
+}
+
+/// The NodeDataChanged events a stored data record stands for beyond its first (see
+/// [`DataRecord::repeats`]), read from its header alone: the watch path asks it of every put
+/// and needs none of the data. 0 for format 1 and for what is not a data record.
+pub fn data_record_repeats(v: &[u8]) -> i32 {
+    extended_counters(v).map_or(0, |(_, repeats)| repeats)
+}
+
+/// A format-2 data record's version offset and repeats; `None` if `v` is too short for them.
+fn extended_counters(v: &[u8]) -> Option<(i32, i32)> {
+    if v.first() != Some(&DATA_FORMAT_EXTENDED) {
+        return None;
+    }
+    let int =
+        |i: usize| -> Option<i32> { Some(i32::from_be_bytes(v.get(i..i + 4)?.try_into().ok()?)) };
+    Some((int(DATA_HEADER)?, int(DATA_HEADER + 4)?))
 }
 
 /// Child creates (upstream's stored cversion, which numbers sequential children) and the
@@ -544,6 +553,7 @@ mod tests {
                 ..d.clone()
             };
             assert_eq!(o.encode()[0], 2);
+            assert_eq!(data_record_repeats(&o.encode()), repeats);
             assert_eq!(DataRecord::decode(&o.encode()), Some(o));
         }
         let no_data = DataRecord {
@@ -555,7 +565,7 @@ mod tests {
         let n = DataRecord::default();
         assert_eq!(DataRecord::decode(&n.encode()), Some(n));
         assert_eq!(DataRecord::decode(b"xx"), None);
-        // format 2 cut inside its offset
+        // format 2 cut inside its counters
         let mut cut = DataRecord {
             version_offset: 1,
             data: None,
@@ -564,6 +574,9 @@ mod tests {
         .encode();
         cut.truncate(DATA_HEADER + 6);
         assert_eq!(DataRecord::decode(&cut), None);
+        assert_eq!(data_record_repeats(&cut), 0);
+        assert_eq!(data_record_repeats(&d.encode()), 0);
+        assert_eq!(data_record_repeats(b""), 0);
         assert_eq!(DataRecord::decode(&[3u8; 40]), None);
         let c = ChildrenRecord {
             creates: 5,

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::acl::Identity;
 use crate::jute::{encode_notification, Acl, WatcherEvent};
-use crate::layout::{decode_acl_record, DataRecord, KeyKind, Part};
+use crate::layout::{data_record_repeats, decode_acl_record, KeyKind, Part};
 use crate::path::ZnodePath;
 use crate::proto::{event, perms, state};
 use crate::store::ZkStore;
@@ -615,8 +615,7 @@ impl Dispatcher {
                 if !deleted {
                     // a multi that set the data several times: one event per setData, as
                     // upstream fires them (only persistent watches are left to see them)
-                    let repeats = DataRecord::decode(&kv.value)
-                        .map_or(0, |r| r.repeats.clamp(0, MAX_REPEATS));
+                    let repeats = data_record_repeats(&kv.value).clamp(0, MAX_REPEATS);
                     for _ in 0..repeats {
                         t.trigger(Table::Data, &path, event::NODE_DATA_CHANGED, &none, own);
                     }
