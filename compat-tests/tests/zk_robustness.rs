@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use compat_tests::zookeeper::{four_letter_word, ZkTarget};
 use zk_gateway::jute::{
     encode_connect_request, encode_request, Acl, ConnectRequest, CreateRequest, DeleteRequest, Id,
-    MultiOp, Request, RequestHeader, SetDataRequest,
+    MultiOp, Request, RequestHeader, SetAclRequest, SetDataRequest,
 };
 use zk_gateway::proto::{err, op};
 
@@ -1623,6 +1623,146 @@ fn a_multi_that_sets_a_znodes_data_several_times_moves_its_version_and_fires_as_
         );
         assert_eq!(multi.err, 0, "{}: create and set: {multi:?}", t.name());
         assert_eq!(a.version_of("/fresh"), Some(2), "{}: /fresh", t.name());
+    });
+}
+
+#[test]
+fn a_multi_that_deletes_and_recreates_a_znode_leaves_a_new_znode_and_fires_both_events() {
+    // etcd takes one change per key in a txn, so the gateway rewrites the znode's records in
+    // place; clients must still see a new znode (its own czxid, versions and child counts
+    // from zero) and both events, as upstream deletes and creates it op by op.
+    on_both(|t| {
+        let mut a = Session::open(t, TIMEOUT_MS);
+        let ok = |r: Reply, what: &str| assert_eq!(r.err, 0, "{}: {what}: {r:?}", t.name());
+        // A history the new znode must not inherit: a data version, an ACL version, child
+        // creates and deletes.
+        a.create_ok("/again", b"old", 0);
+        for _ in 0..2 {
+            let r = a.call(
+                op::SET_DATA,
+                &Request::SetData(SetDataRequest {
+                    path: "/again".into(),
+                    data: Some(b"older".to_vec()),
+                    version: -1,
+                }),
+            );
+            ok(r, "setData");
+        }
+        let r = a.call(
+            op::SET_ACL,
+            &Request::SetAcl(SetAclRequest {
+                path: "/again".into(),
+                acl: world_anyone(),
+                version: -1,
+            }),
+        );
+        ok(r, "setACL");
+        for child in ["/again/c1", "/again/c2"] {
+            a.create_ok(child, b"", 0);
+            let r = a.call(
+                op::DELETE,
+                &Request::Delete(DeleteRequest {
+                    path: child.into(),
+                    version: -1,
+                }),
+            );
+            ok(r, "delete a child");
+        }
+        let mut w = Session::open(t, TIMEOUT_MS);
+        let add = w.call(
+            op::ADD_WATCH,
+            &Request::AddWatch {
+                path: "/again".into(),
+                mode: 0, // PERSISTENT
+            },
+        );
+        ok(add, "addWatch");
+
+        let multi = a.call(
+            op::MULTI,
+            &Request::Multi(vec![
+                MultiOp::Delete(DeleteRequest {
+                    path: "/again".into(),
+                    version: -1,
+                }),
+                MultiOp::Create {
+                    op: op::CREATE,
+                    req: CreateRequest {
+                        path: "/again".into(),
+                        data: Some(b"new".to_vec()),
+                        acl: world_anyone(),
+                        flags: 0,
+                        ttl: None,
+                    },
+                },
+            ]),
+        );
+        let zxid = multi.zxid;
+        ok(multi, "the multi");
+        let stat = a.stat_of("/again").expect("/again exists after the multi");
+        let fields = |stat: &[u8]| {
+            [
+                ("czxid", be_i64(stat, 0)),
+                ("mzxid", be_i64(stat, 8)),
+                ("version", i64::from(be_i32(stat, 32))),
+                ("cversion", i64::from(be_i32(stat, 36))),
+                ("aversion", i64::from(be_i32(stat, 40))),
+                ("dataLength", i64::from(be_i32(stat, 52))),
+                ("numChildren", i64::from(be_i32(stat, 56))),
+                ("pzxid", be_i64(stat, 60)),
+            ]
+        };
+        assert_eq!(
+            fields(&stat),
+            [
+                ("czxid", zxid),
+                ("mzxid", zxid),
+                ("version", 0),
+                ("cversion", 0),
+                ("aversion", 0),
+                ("dataLength", 3),
+                ("numChildren", 0),
+                ("pzxid", zxid),
+            ],
+            "{}: the re-created znode",
+            t.name()
+        );
+        w.round_trip("after the multi");
+        assert_eq!(
+            w.events,
+            vec![(2, "/again".to_string()), (1, "/again".to_string())],
+            "{}: NodeDeleted, then NodeCreated",
+            t.name()
+        );
+
+        // It goes on as a new znode: versions and child counts count from zero.
+        let child = a.create_ok("/again/c3", b"", 0);
+        let r = a.call(
+            op::SET_DATA,
+            &Request::SetData(SetDataRequest {
+                path: "/again".into(),
+                data: Some(b"newer".to_vec()),
+                version: 0,
+            }),
+        );
+        let set = r.zxid;
+        ok(r, "setData at version 0");
+        let stat = a.stat_of("/again").expect("/again exists");
+        assert_eq!(
+            fields(&stat),
+            [
+                ("czxid", zxid),
+                ("mzxid", set),
+                ("version", 1),
+                ("cversion", 1),
+                ("aversion", 0),
+                ("dataLength", 5),
+                ("numChildren", 1),
+                ("pzxid", child),
+            ],
+            "{}: after a child and a setData",
+            t.name()
+        );
     });
 }
 

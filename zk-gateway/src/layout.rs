@@ -7,7 +7,11 @@
 //!   and version (+1). A multi that sets a znode's data several times writes the record once
 //!   (etcd: one change per key per txn) but upstream counts each and fires an event for each;
 //!   such a record (format 2) carries, after the TTL, the version difference (an i32 added to
-//!   the etcd version) and how many more data events its write stands for (an i32).
+//!   the etcd version) and how many more data events its write stands for (an i32). A multi
+//!   that deletes a znode and creates it again rewrites the same keys, so the data key keeps
+//!   the old znode's create revision: such a record and every later one of that znode (format
+//!   3) carry, after those two, the znode's own czxid (an i64; -1 in the write that re-created
+//!   it, meaning that write's own mod revision).
 //! - `P n DDDDD <path> \0 c` — the children base record: child creates and children counted
 //!   by writes that changed several children of this znode at once (a multi).
 //! - `P n DDDDD <path> \0 p` and `... \0 m` — child create and child delete COUNTERS: empty
@@ -275,20 +279,32 @@ pub struct DataRecord {
     /// or changed): the further setData ops of the multi that wrote it. Belongs to that write
     /// alone: every write sets it afresh.
     pub repeats: i32,
+    /// The znode's czxid when it is not the data key's etcd create revision: 0 for that,
+    /// [`CREATED_HERE`] in the write of a multi that deleted the znode and created it again
+    /// (the znode is as new as that write), else the revision of that write.
+    pub created: i64,
 }
+
+/// [`DataRecord::created`] of a write that re-created its znode.
+pub const CREATED_HERE: i64 = -1;
 
 const DATA_FORMAT: u8 = 1;
 /// Format 1 followed by the version offset and the repeats (i32 each) before the data.
 const DATA_FORMAT_EXTENDED: u8 = 2;
+/// Format 2 followed by the czxid ([`DataRecord::created`], an i64) before the data.
+const DATA_FORMAT_CREATED: u8 = 3;
 const DATA_HEADER: usize = 2 + 8 * 4;
 
 impl DataRecord {
     pub fn encode(&self) -> Vec<u8> {
         let len = self.data.as_ref().map_or(0, |d| d.len());
         let mut v = Vec::with_capacity(DATA_HEADER + 8 + len);
-        // Format 1 whenever it can say it: what every record was before the offset existed.
-        let extended = self.version_offset != 0 || self.repeats != 0;
-        v.push(if extended {
+        // The oldest format that can say it: what every record was before the new fields.
+        let created = self.created != 0;
+        let extended = created || self.version_offset != 0 || self.repeats != 0;
+        v.push(if created {
+            DATA_FORMAT_CREATED
+        } else if extended {
             DATA_FORMAT_EXTENDED
         } else {
             DATA_FORMAT
@@ -307,6 +323,9 @@ impl DataRecord {
             v.extend_from_slice(&self.version_offset.to_be_bytes());
             v.extend_from_slice(&self.repeats.to_be_bytes());
         }
+        if created {
+            v.extend_from_slice(&self.created.to_be_bytes());
+        }
         if let Some(d) = &self.data {
             v.extend_from_slice(d);
         }
@@ -317,6 +336,7 @@ impl DataRecord {
         let header = match v.first() {
             Some(&DATA_FORMAT) => DATA_HEADER,
             Some(&DATA_FORMAT_EXTENDED) => DATA_HEADER + 8,
+            Some(&DATA_FORMAT_CREATED) => DATA_HEADER + 16,
             _ => return None,
         };
         if v.len() < header {
@@ -335,6 +355,13 @@ impl DataRecord {
             i64::from_be_bytes(b)
         };
         let (version_offset, repeats) = extended_counters(v).unwrap_or((0, 0));
+        let created = if v[0] == DATA_FORMAT_CREATED {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v[DATA_HEADER + 8..DATA_HEADER + 16]);
+            i64::from_be_bytes(b)
+        } else {
+            0
+        };
         Some(DataRecord {
             kind,
             ctime: long(0),
@@ -348,6 +375,7 @@ impl DataRecord {
             },
             version_offset,
             repeats,
+            created,
         })
     }
 }
@@ -359,9 +387,21 @@ pub fn data_record_repeats(v: &[u8]) -> i32 {
     extended_counters(v).map_or(0, |(_, repeats)| repeats)
 }
 
-/// A format-2 data record's version offset and repeats; `None` if `v` is too short for them.
+/// Whether a stored data record is the write of a multi that deleted its znode and created
+/// it again (see [`DataRecord::created`]), read from its header alone like
+/// [`data_record_repeats`]. False for what is not a data record.
+pub fn data_record_recreates(v: &[u8]) -> bool {
+    v.first() == Some(&DATA_FORMAT_CREATED)
+        && v.get(DATA_HEADER + 8..DATA_HEADER + 16) == Some(CREATED_HERE.to_be_bytes().as_slice())
+}
+
+/// A format-2 or -3 data record's version offset and repeats; `None` if `v` is too short for
+/// them.
 fn extended_counters(v: &[u8]) -> Option<(i32, i32)> {
-    if v.first() != Some(&DATA_FORMAT_EXTENDED) {
+    if !matches!(
+        v.first(),
+        Some(&DATA_FORMAT_EXTENDED | &DATA_FORMAT_CREATED)
+    ) {
         return None;
     }
     let int =
@@ -539,6 +579,7 @@ mod tests {
             data: Some(b"hi".to_vec()),
             version_offset: 0,
             repeats: 0,
+            created: 0,
         };
         assert_eq!(
             d.encode()[0],
@@ -554,7 +595,26 @@ mod tests {
             };
             assert_eq!(o.encode()[0], 2);
             assert_eq!(data_record_repeats(&o.encode()), repeats);
+            assert!(!data_record_recreates(&o.encode()));
             assert_eq!(DataRecord::decode(&o.encode()), Some(o));
+        }
+        // a czxid of its own: format 3, whatever the counters
+        for (offset, repeats, created) in [(0, 0, CREATED_HERE), (-2, 1, CREATED_HERE), (0, 0, 77)]
+        {
+            let o = DataRecord {
+                version_offset: offset,
+                repeats,
+                created,
+                ..d.clone()
+            };
+            assert_eq!(o.encode()[0], 3);
+            assert_eq!(data_record_repeats(&o.encode()), repeats);
+            assert_eq!(data_record_recreates(&o.encode()), created == CREATED_HERE);
+            assert_eq!(DataRecord::decode(&o.encode()), Some(o.clone()));
+            // cut inside the czxid
+            let cut = &o.encode()[..DATA_HEADER + 12];
+            assert_eq!(DataRecord::decode(cut), None);
+            assert!(!data_record_recreates(cut));
         }
         let no_data = DataRecord {
             data: None,

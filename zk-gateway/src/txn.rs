@@ -18,7 +18,7 @@ use synod_proto::etcdserverpb::{Compare, RequestOp};
 
 use crate::acl::{fixup, Identity};
 use crate::jute::{Acl, CreateRequest, Stat};
-use crate::layout::{encode_acl_record, ChildrenRecord, DataRecord, NodeKind, Part};
+use crate::layout::{encode_acl_record, ChildrenRecord, DataRecord, NodeKind, Part, CREATED_HERE};
 use crate::path::ZnodePath;
 use crate::proto::{err, op, perms, CreateMode};
 use crate::store::{create_is, delete, mod_is, put, version_is, StoreError, ZkStore};
@@ -289,6 +289,7 @@ impl<'s> Plan<'s> {
                 data: req.data.clone(),
                 version_offset: 0,
                 repeats: 0,
+                created: 0,
             },
             children: ChildrenRecord::default(),
             base: ChildrenRecord::default(),
@@ -522,22 +523,23 @@ impl<'s> Plan<'s> {
                     writes.push(put(key(path, Part::Data), stored_data(n, before, d), 0));
                     // fresh counters: the base holds whatever the plan did under it already
                     writes.push(put(key(path, Part::Children), n.children.encode(), 0));
-                    writes.push(put(
-                        key(path, Part::Acl),
-                        encode_acl_record(&n.acl, n.aversion_offset),
-                        0,
-                    ));
+                    writes.push(put(key(path, Part::Acl), stored_acl(n, before), 0));
+                    if let Some(b) = before {
+                        // re-created: the old znode's counters must not count for the new one
+                        if b.plus_rev.version > 0 {
+                            writes.push(delete(key(path, Part::Plus)));
+                        }
+                        if b.minus_rev.version > 0 {
+                            writes.push(delete(key(path, Part::Minus)));
+                        }
+                    }
                 }
                 Some(n) => {
                     if d.data {
                         writes.push(put(key(path, Part::Data), stored_data(n, before, d), 0));
                     }
                     if d.acl {
-                        writes.push(put(
-                            key(path, Part::Acl),
-                            encode_acl_record(&n.acl, n.aversion_offset),
-                            0,
-                        ));
+                        writes.push(put(key(path, Part::Acl), stored_acl(n, before), 0));
                     }
                     if d.child_creates > 1 || d.child_deletes > 1 {
                         // several children at once: one counter bump cannot say it, so the
@@ -576,6 +578,8 @@ impl<'s> Plan<'s> {
 /// the plan did to it). The put leaves the key at etcd version `before`'s + 1 (1 for a new
 /// key), however many times the plan set the data, so the record carries whatever else the
 /// znode's version moved by, and the data events its one change stands for beyond the first.
+/// A znode the plan deleted and created again keeps its key's etcd create revision, so its
+/// record names its own czxid: this write's revision.
 fn stored_data(n: &Znode, before: Option<&Znode>, d: &Dirty) -> Vec<u8> {
     let etcd_version_after = before.map_or(1, |b| b.data_rev.version + 1);
     let mut record = n.data.clone();
@@ -585,7 +589,20 @@ fn stored_data(n: &Znode, before: Option<&Znode>, d: &Dirty) -> Vec<u8> {
     } else {
         (d.data_sets - 1).max(0)
     };
+    if d.created {
+        record.created = if before.is_some() { CREATED_HERE } else { 0 };
+    }
     record.encode()
+}
+
+/// The ACL record to store for `n` (the plan's znode; `before`: as it was loaded). The put
+/// leaves the key at etcd version `before`'s + 1 (1 for a new key), so the record's offset
+/// makes up the difference to the aversion the plan left: for a znode the plan re-created,
+/// the old znode's ACL versions must not count.
+fn stored_acl(n: &Znode, before: Option<&Znode>) -> Vec<u8> {
+    let etcd_version_after = before.map_or(1, |b| b.acl_rev.version + 1);
+    let aversion = n.acl_rev.version - 1 + i64::from(n.aversion_offset);
+    encode_acl_record(&n.acl, (aversion - (etcd_version_after - 1)) as i32)
 }
 
 fn op_key(op: &RequestOp) -> Option<&[u8]> {

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::acl::Identity;
 use crate::jute::{encode_notification, Acl, WatcherEvent};
-use crate::layout::{data_record_repeats, decode_acl_record, KeyKind, Part};
+use crate::layout::{data_record_recreates, data_record_repeats, decode_acl_record, KeyKind, Part};
 use crate::path::ZnodePath;
 use crate::proto::{event, perms, state};
 use crate::store::ZkStore;
@@ -586,30 +586,29 @@ impl Dispatcher {
                     .as_ref()
                     .and_then(|p| self.acls.get(p))
                     .map(|a| a.as_slice());
-                if deleted {
+                let parent_changed = |t: &mut Tables| {
+                    if let Some(p) = &parent {
+                        t.trigger(
+                            Table::Child,
+                            p,
+                            event::NODE_CHILDREN_CHANGED,
+                            &none,
+                            parent_acl,
+                        );
+                    }
+                };
+                // a multi that deleted the znode and created it again rewrote its records in
+                // place (one change per key): upstream fires the deletion, then the creation
+                let recreated = !deleted && data_record_recreates(&kv.value);
+                if deleted || recreated {
                     let first = t.trigger(Table::Data, &path, event::NODE_DELETED, &none, own);
                     t.trigger(Table::Child, &path, event::NODE_DELETED, &first, own);
-                    if let Some(p) = parent {
-                        t.trigger(
-                            Table::Child,
-                            &p,
-                            event::NODE_CHILDREN_CHANGED,
-                            &none,
-                            parent_acl,
-                        );
-                    }
-                } else if kv.create_revision == kv.mod_revision {
+                    parent_changed(&mut t);
+                }
+                if recreated || (!deleted && kv.create_revision == kv.mod_revision) {
                     t.trigger(Table::Data, &path, event::NODE_CREATED, &none, own);
-                    if let Some(p) = parent {
-                        t.trigger(
-                            Table::Child,
-                            &p,
-                            event::NODE_CHILDREN_CHANGED,
-                            &none,
-                            parent_acl,
-                        );
-                    }
-                } else {
+                    parent_changed(&mut t);
+                } else if !deleted {
                     t.trigger(Table::Data, &path, event::NODE_DATA_CHANGED, &none, own);
                 }
                 if !deleted {

@@ -4,7 +4,7 @@
 use synod_proto::mvccpb::KeyValue;
 
 use crate::jute::{Acl, Stat};
-use crate::layout::{decode_acl_record, ChildrenRecord, DataRecord, NodeKind};
+use crate::layout::{decode_acl_record, ChildrenRecord, DataRecord, NodeKind, CREATED_HERE};
 
 /// The etcd metadata of one stored record, as compared in a write's guard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -59,7 +59,11 @@ impl Znode {
         minus: Option<&KeyValue>,
     ) -> Result<Option<Znode>, CorruptRecord> {
         let Some(d) = data else { return Ok(None) };
-        let record = DataRecord::decode(&d.value).ok_or(CorruptRecord)?;
+        let mut record = DataRecord::decode(&d.value).ok_or(CorruptRecord)?;
+        if record.created == CREATED_HERE {
+            // the write that re-created the znode: from now on its revision is the czxid
+            record.created = d.mod_revision;
+        }
         let c = children.ok_or(CorruptRecord)?;
         let base = ChildrenRecord::decode(&c.value).ok_or(CorruptRecord)?;
         let a = acl.ok_or(CorruptRecord)?;
@@ -92,6 +96,17 @@ impl Znode {
         self.data_rev.version - 1 + self.data.version_offset as i64
     }
 
+    /// The revision that created this znode (upstream's czxid): its data key's etcd create
+    /// revision, unless a multi deleted the znode and created it again (see
+    /// [`DataRecord::created`]).
+    pub fn czxid(&self) -> i64 {
+        if self.data.created > 0 {
+            self.data.created
+        } else {
+            self.data_rev.create
+        }
+    }
+
     pub fn is_ephemeral(&self) -> bool {
         self.data.kind == NodeKind::Ephemeral
     }
@@ -102,7 +117,7 @@ impl Znode {
         let zxid = |r: i64| if r <= base { 0 } else { r };
         let data_length = self.data.data.as_ref().map_or(0, |d| d.len() as i32);
         Stat {
-            czxid: zxid(self.data_rev.create),
+            czxid: zxid(self.czxid()),
             mzxid: zxid(self.data_rev.modified),
             ctime: self.data.ctime,
             mtime: self.data.mtime,
