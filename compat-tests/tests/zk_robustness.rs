@@ -1767,6 +1767,97 @@ fn a_multi_that_deletes_and_recreates_a_znode_leaves_a_new_znode_and_fires_both_
 }
 
 #[test]
+fn a_multi_fires_its_events_op_by_op_even_when_it_changes_a_znode_twice() {
+    // etcd keeps one change per key in a txn, so a multi that sets /x, then /y, then /x again,
+    // or creates a znode and deletes it, cannot show its order in the keys it writes; upstream
+    // fires the events op by op.
+    on_both(|t| {
+        let mut a = Session::open(t, TIMEOUT_MS);
+        let set = |path: &str| {
+            MultiOp::SetData(SetDataRequest {
+                path: path.into(),
+                data: Some(b"v".to_vec()),
+                version: -1,
+            })
+        };
+        a.create_ok("/order", b"", 0);
+        a.create_ok("/order/x", b"", 0);
+        a.create_ok("/order/y", b"", 0);
+        let mut w = Session::open(t, TIMEOUT_MS);
+        let add = w.call(
+            op::ADD_WATCH,
+            &Request::AddWatch {
+                path: "/order".into(),
+                mode: 1, // PERSISTENT_RECURSIVE
+            },
+        );
+        assert_eq!(add.err, 0, "{}: addWatch: {add:?}", t.name());
+        // a one-shot child watch sees the first change of the children only
+        let mut c = Session::open(t, TIMEOUT_MS);
+        let ls = c.call(
+            op::GET_CHILDREN,
+            &Request::GetChildren {
+                path: "/order".into(),
+                watch: true,
+            },
+        );
+        assert_eq!(ls.err, 0, "{}: getChildren: {ls:?}", t.name());
+
+        let multi = a.call(
+            op::MULTI,
+            &Request::Multi(vec![
+                set("/order/x"),
+                set("/order/y"),
+                set("/order/x"),
+                MultiOp::Create {
+                    op: op::CREATE,
+                    req: CreateRequest {
+                        path: "/order/g".into(),
+                        data: Some(Vec::new()),
+                        acl: world_anyone(),
+                        flags: 0,
+                        ttl: None,
+                    },
+                },
+                MultiOp::Delete(DeleteRequest {
+                    path: "/order/g".into(),
+                    version: -1,
+                }),
+            ]),
+        );
+        assert_eq!(multi.err, 0, "{}: the multi: {multi:?}", t.name());
+        w.round_trip("after the multi");
+        let ev = |kind: i32, path: &str| (kind, path.to_string());
+        assert_eq!(
+            w.events,
+            vec![
+                ev(3, "/order/x"),
+                ev(3, "/order/y"),
+                ev(3, "/order/x"),
+                ev(1, "/order/g"),
+                ev(2, "/order/g"),
+            ],
+            "{}: a recursive watcher sees the multi op by op",
+            t.name()
+        );
+        c.round_trip("after the multi");
+        assert_eq!(
+            c.events,
+            vec![ev(4, "/order")],
+            "{}: one NodeChildrenChanged for the one-shot child watch",
+            t.name()
+        );
+        let stat = a.stat_of("/order").expect("/order exists");
+        assert_eq!(
+            (be_i32(&stat, 36), be_i32(&stat, 56)),
+            (4, 2),
+            "{}: /order's cversion and numChildren after the created and deleted child",
+            t.name()
+        );
+    });
+}
+
+#[test]
 fn a_watch_fires_on_its_own_session_only_and_before_any_later_reply_there() {
     // Also checks this file's Session: notifications are told apart from replies.
     on_both(|t| {

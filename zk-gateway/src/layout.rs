@@ -31,6 +31,12 @@
 //!   deletes them, and updates their parents, when the session key goes).
 //! - `P t <path>` — containers and TTL nodes, scanned by the reaper.
 //! - `P secret` — the key every gateway derives session passwords from.
+//! - `P order` — the event order of the last multi that changed a znode more than once
+//!   (setData twice with another op between, delete and create, create and delete): etcd
+//!   keeps one change per key in a txn, so the order of the records cannot say the order of
+//!   its events. Written in the multi's own txn, so watchers read it at the multi's revision:
+//!   format 1, then per event its upstream type (u8: 1 created, 2 deleted, 3 data changed),
+//!   its path's length (u32) and the path.
 //!
 //! Never interprets ZooKeeper semantics beyond encoding; never talks to the store.
 
@@ -81,6 +87,8 @@ pub enum KeyKind {
     Session(i64),
     Ephemeral(i64, ZnodePath),
     Timed(ZnodePath),
+    /// The event order record (`P order`).
+    EventOrder,
     Other,
 }
 
@@ -187,6 +195,10 @@ impl Layout {
         self.with(&[b"secret"])
     }
 
+    pub fn event_order_key(&self) -> Vec<u8> {
+        self.with(&[b"order"])
+    }
+
     /// The end of the whole layout's range (`prefix` + 1).
     pub fn prefix_end(&self) -> Vec<u8> {
         prefix_end(&self.prefix)
@@ -234,6 +246,7 @@ impl Layout {
                 Ok(p) => KeyKind::Timed(p),
                 Err(_) => KeyKind::Other,
             },
+            _ if rest == "order" => KeyKind::EventOrder,
             _ => KeyKind::Other,
         }
     }
@@ -387,14 +400,6 @@ pub fn data_record_repeats(v: &[u8]) -> i32 {
     extended_counters(v).map_or(0, |(_, repeats)| repeats)
 }
 
-/// Whether a stored data record is the write of a multi that deleted its znode and created
-/// it again (see [`DataRecord::created`]), read from its header alone like
-/// [`data_record_repeats`]. False for what is not a data record.
-pub fn data_record_recreates(v: &[u8]) -> bool {
-    v.first() == Some(&DATA_FORMAT_CREATED)
-        && v.get(DATA_HEADER + 8..DATA_HEADER + 16) == Some(CREATED_HERE.to_be_bytes().as_slice())
-}
-
 /// A format-2 or -3 data record's version offset and repeats; `None` if `v` is too short for
 /// them.
 fn extended_counters(v: &[u8]) -> Option<(i32, i32)> {
@@ -407,6 +412,63 @@ fn extended_counters(v: &[u8]) -> Option<(i32, i32)> {
     let int =
         |i: usize| -> Option<i32> { Some(i32::from_be_bytes(v.get(i..i + 4)?.try_into().ok()?)) };
     Some((int(DATA_HEADER)?, int(DATA_HEADER + 4)?))
+}
+
+/// What one op of a multi did to a znode, as its watchers hear it (upstream's event types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZnodeEvent {
+    Created,
+    Deleted,
+    DataChanged,
+}
+
+impl ZnodeEvent {
+    fn code(self) -> u8 {
+        match self {
+            ZnodeEvent::Created => 1,
+            ZnodeEvent::Deleted => 2,
+            ZnodeEvent::DataChanged => 3,
+        }
+    }
+}
+
+const EVENT_ORDER_FORMAT: u8 = 1;
+
+/// The event order record (`P order`): a multi's events on znodes, in the order of its ops.
+pub fn encode_event_order(events: &[(ZnodeEvent, ZnodePath)]) -> Vec<u8> {
+    let mut v = vec![EVENT_ORDER_FORMAT];
+    for (e, path) in events {
+        v.push(e.code());
+        v.extend_from_slice(&(path.as_str().len() as u32).to_be_bytes());
+        v.extend_from_slice(path.as_str().as_bytes());
+    }
+    v
+}
+
+/// Decodes [`encode_event_order`]; `None` for anything else (a watcher then fires the
+/// revision's events from its records alone).
+pub fn decode_event_order(v: &[u8]) -> Option<Vec<(ZnodeEvent, ZnodePath)>> {
+    let (&format, mut rest) = v.split_first()?;
+    if format != EVENT_ORDER_FORMAT {
+        return None;
+    }
+    let mut out = Vec::new();
+    while let Some((&code, after)) = rest.split_first() {
+        let event = match code {
+            1 => ZnodeEvent::Created,
+            2 => ZnodeEvent::Deleted,
+            3 => ZnodeEvent::DataChanged,
+            _ => return None,
+        };
+        let len = u32::from_be_bytes(after.get(..4)?.try_into().ok()?) as usize;
+        let path = after.get(4..4usize.checked_add(len)?)?;
+        out.push((
+            event,
+            ZnodePath::parse(std::str::from_utf8(path).ok()?).ok()?,
+        ));
+        rest = &after[4 + len..];
+    }
+    Some(out)
 }
 
 /// Child creates (upstream's stored cversion, which numbers sequential children) and the
@@ -556,6 +618,33 @@ mod tests {
     }
 
     #[test]
+    fn event_orders_round_trip_and_reject_garbage() {
+        let events = vec![
+            (ZnodeEvent::DataChanged, p("/x")),
+            (ZnodeEvent::DataChanged, p("/y")),
+            (ZnodeEvent::DataChanged, p("/x")),
+            (ZnodeEvent::Created, p("/g")),
+            (ZnodeEvent::Deleted, p("/g")),
+        ];
+        let v = encode_event_order(&events);
+        assert_eq!(decode_event_order(&v), Some(events));
+        assert_eq!(decode_event_order(&[1]), Some(Vec::new()));
+        for cut in 2..v.len() {
+            if cut == 8 || cut == 15 || cut == 22 || cut == 29 {
+                continue; // whole events
+            }
+            assert_eq!(decode_event_order(&v[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(decode_event_order(b""), None);
+        assert_eq!(decode_event_order(&[2, 1, 0, 0, 0, 2, b'/', b'x']), None);
+        assert_eq!(decode_event_order(&[1, 9, 0, 0, 0, 2, b'/', b'x']), None);
+        assert_eq!(decode_event_order(&[1, 1, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(decode_event_order(&[1, 1, 0, 0, 0, 2, b'x', b'/']), None);
+        let l = Layout::new("/zk/");
+        assert_eq!(l.parse(&l.event_order_key()), KeyKind::EventOrder);
+    }
+
+    #[test]
     fn other_keys_round_trip() {
         let l = Layout::new("/zk/");
         assert_eq!(l.parse(&l.session_key(-5)), KeyKind::Session(-5));
@@ -595,7 +684,6 @@ mod tests {
             };
             assert_eq!(o.encode()[0], 2);
             assert_eq!(data_record_repeats(&o.encode()), repeats);
-            assert!(!data_record_recreates(&o.encode()));
             assert_eq!(DataRecord::decode(&o.encode()), Some(o));
         }
         // a czxid of its own: format 3, whatever the counters
@@ -609,12 +697,10 @@ mod tests {
             };
             assert_eq!(o.encode()[0], 3);
             assert_eq!(data_record_repeats(&o.encode()), repeats);
-            assert_eq!(data_record_recreates(&o.encode()), created == CREATED_HERE);
             assert_eq!(DataRecord::decode(&o.encode()), Some(o.clone()));
             // cut inside the czxid
             let cut = &o.encode()[..DATA_HEADER + 12];
             assert_eq!(DataRecord::decode(cut), None);
-            assert!(!data_record_recreates(cut));
         }
         let no_data = DataRecord {
             data: None,

@@ -18,7 +18,10 @@ use synod_proto::etcdserverpb::{Compare, RequestOp};
 
 use crate::acl::{fixup, Identity};
 use crate::jute::{Acl, CreateRequest, Stat};
-use crate::layout::{encode_acl_record, ChildrenRecord, DataRecord, NodeKind, Part, CREATED_HERE};
+use crate::layout::{
+    encode_acl_record, encode_event_order, ChildrenRecord, DataRecord, NodeKind, Part, ZnodeEvent,
+    CREATED_HERE,
+};
 use crate::path::ZnodePath;
 use crate::proto::{err, op, perms, CreateMode};
 use crate::store::{create_is, delete, mod_is, put, version_is, StoreError, ZkStore};
@@ -91,6 +94,9 @@ pub struct Plan<'s> {
     dirty: Vec<(ZnodePath, Dirty)>,
     /// Steps that made a visible change so far (see [`Dirty::visible_at`]).
     visible_steps: u32,
+    /// Those steps' events, in order: stored with the commit when the order of the records
+    /// cannot say it (see [`crate::layout`], `P order`).
+    events: Vec<(ZnodeEvent, ZnodePath)>,
     index_ops: Vec<RequestOp>,
 }
 
@@ -140,6 +146,7 @@ impl<'s> Plan<'s> {
             deps: HashMap::new(),
             dirty: Vec::new(),
             visible_steps: 0,
+            events: Vec::new(),
             index_ops: Vec::new(),
         }
     }
@@ -170,10 +177,11 @@ impl<'s> Plan<'s> {
         }
     }
 
-    /// Marks `path` created, deleted or with new data (`f`), in step order.
-    fn mark_visible(&mut self, path: &ZnodePath, f: impl FnOnce(&mut Dirty)) {
+    /// Marks `path` created, deleted or with new data (`event`, `f`), in step order.
+    fn mark_visible(&mut self, path: &ZnodePath, event: ZnodeEvent, f: impl FnOnce(&mut Dirty)) {
         let step = self.visible_steps;
         self.visible_steps += 1;
+        self.events.push((event, path.clone()));
         self.mark(path, |d| {
             f(d);
             d.visible_at.get_or_insert(step);
@@ -307,7 +315,7 @@ impl<'s> Plan<'s> {
         self.set(&parent, Some(parent_node));
         self.mark(&parent, |d| d.child_creates += 1);
         self.set(&path, Some(node));
-        self.mark_visible(&path, |d| d.created = true);
+        self.mark_visible(&path, ZnodeEvent::Created, |d| d.created = true);
         let layout = self.store.layout();
         if mode.ephemeral {
             self.index_ops.push(put(
@@ -363,7 +371,7 @@ impl<'s> Plan<'s> {
         self.set(&parent, Some(parent_node));
         self.mark(&parent, |d| d.child_deletes += 1);
         self.set(&path, None);
-        self.mark_visible(&path, |_| {});
+        self.mark_visible(&path, ZnodeEvent::Deleted, |_| {});
         let layout = self.store.layout();
         match node.data.kind {
             NodeKind::Ephemeral => self
@@ -403,7 +411,7 @@ impl<'s> Plan<'s> {
         node.data_rev.modified = PENDING;
         node.data_rev.version += 1;
         self.set(&path, Some(node));
-        self.mark_visible(&path, |d| {
+        self.mark_visible(&path, ZnodeEvent::DataChanged, |d| {
             d.data = true;
             d.data_sets += 1;
         });
@@ -570,6 +578,13 @@ impl<'s> Plan<'s> {
         }
         index.reverse();
         writes.extend(index);
+        if changes_a_znode_twice(&self.events) {
+            writes.push(put(
+                layout.event_order_key(),
+                encode_event_order(&self.events),
+                0,
+            ));
+        }
         self.store.commit(compare, writes).await
     }
 }
@@ -603,6 +618,13 @@ fn stored_acl(n: &Znode, before: Option<&Znode>) -> Vec<u8> {
     let etcd_version_after = before.map_or(1, |b| b.acl_rev.version + 1);
     let aversion = n.acl_rev.version - 1 + i64::from(n.aversion_offset);
     encode_acl_record(&n.acl, (aversion - (etcd_version_after - 1)) as i32)
+}
+
+/// Whether a plan's events name a znode more than once: its records, one change per key,
+/// can then not say the order of its events (a watcher reads them from `P order` instead).
+fn changes_a_znode_twice(events: &[(ZnodeEvent, ZnodePath)]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    events.iter().any(|(_, path)| !seen.insert(path))
 }
 
 fn op_key(op: &RequestOp) -> Option<&[u8]> {

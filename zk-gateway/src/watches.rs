@@ -17,7 +17,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::acl::Identity;
 use crate::jute::{encode_notification, Acl, WatcherEvent};
-use crate::layout::{data_record_recreates, data_record_repeats, decode_acl_record, KeyKind, Part};
+use crate::layout::{
+    data_record_repeats, decode_acl_record, decode_event_order, KeyKind, Part, ZnodeEvent,
+};
 use crate::path::ZnodePath;
 use crate::proto::{event, perms, state};
 use crate::store::ZkStore;
@@ -500,14 +502,40 @@ impl Dispatcher {
                                 }
                             }
                         }
+                        // a multi that changed a znode more than once stored its events'
+                        // order: its revision's events come from that, not from its records
+                        let mut orders = HashMap::new();
                         for ev in &resp.events {
                             let Some(kv) = ev.kv.as_ref() else { continue };
-                            last = last.max(kv.mod_revision);
-                            let deleted = ev.r#type == EventType::Delete as i32;
-                            if let KeyKind::Node(path, Part::Data) = layout.parse(&kv.key) {
-                                self.load_acls(&store, &path, kv.mod_revision, deleted).await;
+                            if ev.r#type == EventType::Put as i32
+                                && layout.parse(&kv.key) == KeyKind::EventOrder
+                            {
+                                if let Some(order) = decode_event_order(&kv.value) {
+                                    orders.insert(kv.mod_revision, order);
+                                }
                             }
-                            self.dispatch(&layout, deleted, kv);
+                        }
+                        for ev in &resp.events {
+                            let Some(kv) = ev.kv.as_ref() else { continue };
+                            let rev = kv.mod_revision;
+                            last = last.max(rev);
+                            let deleted = ev.r#type == EventType::Delete as i32;
+                            match layout.parse(&kv.key) {
+                                KeyKind::Node(_, Part::Data) if orders.contains_key(&rev) => {}
+                                KeyKind::EventOrder => {
+                                    for (what, path) in orders.remove(&rev).unwrap_or_default() {
+                                        let gone = what == ZnodeEvent::Deleted;
+                                        self.load_acls(&store, &path, rev, gone).await;
+                                        self.fire(what, &path);
+                                    }
+                                }
+                                KeyKind::Node(path, Part::Data) => {
+                                    self.load_acls(&store, &path, rev, deleted).await;
+                                    self.dispatch_data(&path, deleted, kv);
+                                }
+                                KeyKind::Session(id) => self.session_changed(id, deleted),
+                                _ => {}
+                            }
                         }
                         for path in gone {
                             self.acls.remove(&path);
@@ -568,66 +596,65 @@ impl Dispatcher {
         });
     }
 
-    fn dispatch(
-        &self,
-        layout: &crate::layout::Layout,
-        deleted: bool,
-        kv: &synod_proto::mvccpb::KeyValue,
-    ) {
-        match layout.parse(&kv.key) {
-            KeyKind::Node(path, Part::Data) => {
-                let mut t = lock(&self.tables);
-                let none = HashSet::new();
-                let parent = path.parent();
-                // upstream's DataTree: deleteNode, createNode, setData; each event checked
-                // against the ACL of the znode it names
-                let own = self.acls.get(&path).map(|a| a.as_slice());
-                let parent_acl = parent
-                    .as_ref()
-                    .and_then(|p| self.acls.get(p))
-                    .map(|a| a.as_slice());
-                let parent_changed = |t: &mut Tables| {
-                    if let Some(p) = &parent {
-                        t.trigger(
-                            Table::Child,
-                            p,
-                            event::NODE_CHILDREN_CHANGED,
-                            &none,
-                            parent_acl,
-                        );
-                    }
-                };
-                // a multi that deleted the znode and created it again rewrote its records in
-                // place (one change per key): upstream fires the deletion, then the creation
-                let recreated = !deleted && data_record_recreates(&kv.value);
-                if deleted || recreated {
-                    let first = t.trigger(Table::Data, &path, event::NODE_DELETED, &none, own);
-                    t.trigger(Table::Child, &path, event::NODE_DELETED, &first, own);
-                    parent_changed(&mut t);
-                }
-                if recreated || (!deleted && kv.create_revision == kv.mod_revision) {
-                    t.trigger(Table::Data, &path, event::NODE_CREATED, &none, own);
-                    parent_changed(&mut t);
-                } else if !deleted {
-                    t.trigger(Table::Data, &path, event::NODE_DATA_CHANGED, &none, own);
-                }
-                if !deleted {
-                    // a multi that set the data several times: one event per setData, as
-                    // upstream fires them (only persistent watches are left to see them)
-                    let repeats = data_record_repeats(&kv.value).clamp(0, MAX_REPEATS);
-                    for _ in 0..repeats {
-                        t.trigger(Table::Data, &path, event::NODE_DATA_CHANGED, &none, own);
-                    }
-                }
-            }
-            KeyKind::Session(id) => {
-                let _ = self.sessions.send(if deleted {
-                    SessionEvent::Gone(id)
-                } else {
-                    SessionEvent::Held(id)
-                });
-            }
-            _ => {}
+    /// The events of one data record: created, changed or deleted; then one NodeDataChanged
+    /// for each further setData of the multi that wrote it (a record of a multi that changed
+    /// only this znode twice, written before `P order` existed).
+    fn dispatch_data(&self, path: &ZnodePath, deleted: bool, kv: &synod_proto::mvccpb::KeyValue) {
+        if deleted {
+            self.fire(ZnodeEvent::Deleted, path);
+            return;
         }
+        if kv.create_revision == kv.mod_revision {
+            self.fire(ZnodeEvent::Created, path);
+        } else {
+            self.fire(ZnodeEvent::DataChanged, path);
+        }
+        let repeats = data_record_repeats(&kv.value).clamp(0, MAX_REPEATS);
+        for _ in 0..repeats {
+            self.fire(ZnodeEvent::DataChanged, path);
+        }
+    }
+
+    /// Triggers what `what` on `path` triggers upstream (DataTree's deleteNode, createNode,
+    /// setData), each watcher event checked against the ACL of the znode it names.
+    fn fire(&self, what: ZnodeEvent, path: &ZnodePath) {
+        let mut t = lock(&self.tables);
+        let none = HashSet::new();
+        let own = self.acls.get(path).map(|a| a.as_slice());
+        let parent = path.parent();
+        let parent_changed = |t: &mut Tables| {
+            if let Some(p) = &parent {
+                let parent_acl = self.acls.get(p).map(|a| a.as_slice());
+                t.trigger(
+                    Table::Child,
+                    p,
+                    event::NODE_CHILDREN_CHANGED,
+                    &none,
+                    parent_acl,
+                );
+            }
+        };
+        match what {
+            ZnodeEvent::Deleted => {
+                let first = t.trigger(Table::Data, path, event::NODE_DELETED, &none, own);
+                t.trigger(Table::Child, path, event::NODE_DELETED, &first, own);
+                parent_changed(&mut t);
+            }
+            ZnodeEvent::Created => {
+                t.trigger(Table::Data, path, event::NODE_CREATED, &none, own);
+                parent_changed(&mut t);
+            }
+            ZnodeEvent::DataChanged => {
+                t.trigger(Table::Data, path, event::NODE_DATA_CHANGED, &none, own);
+            }
+        }
+    }
+
+    fn session_changed(&self, id: i64, deleted: bool) {
+        let _ = self.sessions.send(if deleted {
+            SessionEvent::Gone(id)
+        } else {
+            SessionEvent::Held(id)
+        });
     }
 }
