@@ -660,9 +660,14 @@ class Driver:
         path = self.pick_path()
         self.do(s, zp.sync(path), {"op": "sync", "path": path})
 
-    def multi_subop(self, s):
+    def multi_subop(self, s, earlier=()):
+        """One op of a multi; `earlier` are the paths of the ops before it, which it
+        names again now and then (a multi that changes one znode twice: etcd keeps one
+        change per key in a txn, so the gateway has to say the rest)."""
         kind = self.weighted([("create", 5), ("delete", 3), ("setData", 3), ("check", 3)])
         data = self.pick(DATA, self.rng.randrange(1 << 30))
+        again = self.pick(list(earlier), self.rng.randrange(1 << 30)) \
+            if earlier and self.rng.random() < 0.35 else None
         if kind == "create":
             opcode = self.pick([1, 15, 15, 21, 19], self.rng.randrange(1 << 30))
             flags = self.weighted([(0, 4), (1, 3), (2, 2), (3, 1)])
@@ -676,12 +681,12 @@ class Driver:
             elif flags in (2, 3, 6):
                 path = self.pick(SEQ_PREFIXES, self.rng.randrange(1 << 30))
             else:
-                path = self.pick_path(write=True)
+                path = again or self.pick_path(write=True)
             desc = {"t": zp.OP_NAMES[opcode], "path": path, "flags": flags, "data": ndata(data)}
             if ttl:
                 desc["ttl"] = ttl
             return zp.m_create(opcode, path, data, WORLD_ALL, flags, ttl), desc, flags
-        path = self.pick_path(write=True)
+        path = again or self.pick_path(write=True)
         vc, v = self.pick_version(s, path, [-1, -1, 0, 1, "cur", "cur"])
         if kind == "delete":
             return zp.m_delete(path, v), {"t": "delete", "path": path, "version": v}, None
@@ -692,7 +697,9 @@ class Driver:
 
     def op_multi(self, s):
         n = self.pick([1, 2, 2, 3, 3, 4], self.rng.randrange(1 << 30))
-        subs = [self.multi_subop(s) for _ in range(n)]
+        subs = []
+        for _ in range(n):
+            subs.append(self.multi_subop(s, [d["path"] for _, d, _ in subs]))
         res = self.do(s, zp.multi([x[0] for x in subs]),
                       {"op": "multi", "ops": [x[1] for x in subs]})
         if "ok" in res:
