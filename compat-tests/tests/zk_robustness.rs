@@ -348,6 +348,20 @@ fn parse_reply(who: &str, frame: &[u8]) -> Reply {
 /// Names of nodes created by round trips, unique in the whole test process.
 static NEXT_NODE: AtomicU64 = AtomicU64::new(1);
 
+/// A plain persistent create inside a multi, world-readable and -writable.
+fn multi_create(path: &str, data: &[u8]) -> MultiOp {
+    MultiOp::Create {
+        op: op::CREATE,
+        req: CreateRequest {
+            path: path.into(),
+            data: Some(data.to_vec()),
+            acl: world_anyone(),
+            flags: 0,
+            ttl: None,
+        },
+    }
+}
+
 fn world_anyone() -> Vec<Acl> {
     vec![Acl {
         perms: 31,
@@ -465,6 +479,18 @@ impl Session {
                 },
             },
         )
+    }
+
+    /// addWatch `path` in `mode` (0 persistent, 1 persistent recursive); it must succeed.
+    fn add_watch_ok(&mut self, path: &str, mode: i32) {
+        let add = self.call(
+            op::ADD_WATCH,
+            &Request::AddWatch {
+                path: path.into(),
+                mode,
+            },
+        );
+        assert_eq!(add.err, 0, "{}: addWatch: {add:?}", self.who());
     }
 
     fn create_ok(&mut self, path: &str, data: &[u8], flags: i32) -> i64 {
@@ -1564,14 +1590,7 @@ fn a_multi_that_sets_a_znodes_data_several_times_moves_its_version_and_fires_as_
         a.create_ok("/twice", b"", 0);
         // A persistent watcher sees every setData (a one-shot one only the first).
         let mut w = Session::open(t, TIMEOUT_MS);
-        let add = w.call(
-            op::ADD_WATCH,
-            &Request::AddWatch {
-                path: "/twice".into(),
-                mode: 0, // PERSISTENT
-            },
-        );
-        assert_eq!(add.err, 0, "{}: addWatch: {add:?}", t.name());
+        w.add_watch_ok("/twice", 0); // PERSISTENT
         let multi = a.call(
             op::MULTI,
             &Request::Multi(vec![set("/twice", -1), set("/twice", 1), set("/twice", 2)]),
@@ -1607,16 +1626,7 @@ fn a_multi_that_sets_a_znodes_data_several_times_moves_its_version_and_fires_as_
         );
 
         // A znode created and set in the same multi.
-        let create = MultiOp::Create {
-            op: op::CREATE,
-            req: CreateRequest {
-                path: "/fresh".into(),
-                data: Some(Vec::new()),
-                acl: world_anyone(),
-                flags: 0,
-                ttl: None,
-            },
-        };
+        let create = multi_create("/fresh", b"");
         let multi = a.call(
             op::MULTI,
             &Request::Multi(vec![create, set("/fresh", 0), set("/fresh", -1)]),
@@ -1669,14 +1679,7 @@ fn a_multi_that_deletes_and_recreates_a_znode_leaves_a_new_znode_and_fires_both_
             ok(r, "delete a child");
         }
         let mut w = Session::open(t, TIMEOUT_MS);
-        let add = w.call(
-            op::ADD_WATCH,
-            &Request::AddWatch {
-                path: "/again".into(),
-                mode: 0, // PERSISTENT
-            },
-        );
-        ok(add, "addWatch");
+        w.add_watch_ok("/again", 0); // PERSISTENT
 
         let multi = a.call(
             op::MULTI,
@@ -1685,16 +1688,7 @@ fn a_multi_that_deletes_and_recreates_a_znode_leaves_a_new_znode_and_fires_both_
                     path: "/again".into(),
                     version: -1,
                 }),
-                MultiOp::Create {
-                    op: op::CREATE,
-                    req: CreateRequest {
-                        path: "/again".into(),
-                        data: Some(b"new".to_vec()),
-                        acl: world_anyone(),
-                        flags: 0,
-                        ttl: None,
-                    },
-                },
+                multi_create("/again", b"new"),
             ]),
         );
         let zxid = multi.zxid;
@@ -1784,15 +1778,8 @@ fn a_multi_fires_its_events_op_by_op_even_when_it_changes_a_znode_twice() {
         a.create_ok("/order/x", b"", 0);
         a.create_ok("/order/y", b"", 0);
         let mut w = Session::open(t, TIMEOUT_MS);
-        let add = w.call(
-            op::ADD_WATCH,
-            &Request::AddWatch {
-                path: "/order".into(),
-                mode: 1, // PERSISTENT_RECURSIVE
-            },
-        );
-        assert_eq!(add.err, 0, "{}: addWatch: {add:?}", t.name());
-        // a one-shot child watch sees the first change of the children only
+        w.add_watch_ok("/order", 1); // PERSISTENT_RECURSIVE
+                                     // a one-shot child watch sees the first change of the children only
         let mut c = Session::open(t, TIMEOUT_MS);
         let ls = c.call(
             op::GET_CHILDREN,
@@ -1809,16 +1796,7 @@ fn a_multi_fires_its_events_op_by_op_even_when_it_changes_a_znode_twice() {
                 set("/order/x"),
                 set("/order/y"),
                 set("/order/x"),
-                MultiOp::Create {
-                    op: op::CREATE,
-                    req: CreateRequest {
-                        path: "/order/g".into(),
-                        data: Some(Vec::new()),
-                        acl: world_anyone(),
-                        flags: 0,
-                        ttl: None,
-                    },
-                },
+                multi_create("/order/g", b""),
                 MultiOp::Delete(DeleteRequest {
                     path: "/order/g".into(),
                     version: -1,

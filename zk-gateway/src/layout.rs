@@ -368,10 +368,9 @@ impl DataRecord {
             i64::from_be_bytes(b)
         };
         let (version_offset, repeats) = extended_counters(v).unwrap_or((0, 0));
+        // the czxid follows the four longs and the two counters: long 5
         let created = if v[0] == DATA_FORMAT_CREATED {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&v[DATA_HEADER + 8..DATA_HEADER + 16]);
-            i64::from_be_bytes(b)
+            long(5)
         } else {
             0
         };
@@ -423,12 +422,22 @@ pub enum ZnodeEvent {
 }
 
 impl ZnodeEvent {
+    const ALL: [ZnodeEvent; 3] = [
+        ZnodeEvent::Created,
+        ZnodeEvent::Deleted,
+        ZnodeEvent::DataChanged,
+    ];
+
     fn code(self) -> u8 {
         match self {
             ZnodeEvent::Created => 1,
             ZnodeEvent::Deleted => 2,
             ZnodeEvent::DataChanged => 3,
         }
+    }
+
+    fn from_code(code: u8) -> Option<ZnodeEvent> {
+        ZnodeEvent::ALL.into_iter().find(|e| e.code() == code)
     }
 }
 
@@ -454,12 +463,7 @@ pub fn decode_event_order(v: &[u8]) -> Option<Vec<(ZnodeEvent, ZnodePath)>> {
     }
     let mut out = Vec::new();
     while let Some((&code, after)) = rest.split_first() {
-        let event = match code {
-            1 => ZnodeEvent::Created,
-            2 => ZnodeEvent::Deleted,
-            3 => ZnodeEvent::DataChanged,
-            _ => return None,
-        };
+        let event = ZnodeEvent::from_code(code)?;
         let len = u32::from_be_bytes(after.get(..4)?.try_into().ok()?) as usize;
         let path = after.get(4..4usize.checked_add(len)?)?;
         out.push((

@@ -432,6 +432,7 @@ impl Dispatcher {
     /// watch stream if it breaks.
     pub async fn run(mut self, store: ZkStore, start: i64) {
         let layout = store.layout().clone();
+        let order_key = layout.event_order_key();
         let mut next = start + 1;
         loop {
             let (req_tx, req_rx) = mpsc::channel(8);
@@ -504,12 +505,11 @@ impl Dispatcher {
                         }
                         // a multi that changed a znode more than once stored its events'
                         // order: its revision's events come from that, not from its records
+                        // (a byte comparison: this pass sees every event of the stream)
                         let mut orders = HashMap::new();
                         for ev in &resp.events {
                             let Some(kv) = ev.kv.as_ref() else { continue };
-                            if ev.r#type == EventType::Put as i32
-                                && layout.parse(&kv.key) == KeyKind::EventOrder
-                            {
+                            if ev.r#type == EventType::Put as i32 && kv.key == order_key {
                                 if let Some(order) = decode_event_order(&kv.value) {
                                     orders.insert(kv.mod_revision, order);
                                 }
