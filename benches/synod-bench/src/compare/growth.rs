@@ -3,10 +3,11 @@
 //! space (throughput, p99) and serializable ranges whose range holds exactly 1, 10, 100, 1000
 //! keys (latency). Runs synod-bench's etcd load generator only; never judges the figures.
 
+use super::cpu;
 use super::loadgen;
 use super::servers::{Flavor, Server};
 use super::Ctx;
-use crate::report::lines::{Line, Run};
+use crate::report::lines::{CpuUse, Line, Run};
 
 pub fn run(ctx: &mut Ctx, flavor: Flavor, round: u32) -> Result<(), String> {
     super::sync_disks();
@@ -21,7 +22,10 @@ pub fn run(ctx: &mut Ctx, flavor: Flavor, round: u32) -> Result<(), String> {
     for size in sizes {
         // Keys 0..size (the ones loaded before are written again).
         let load = loadgen::put_args(size, size, true);
-        let done = loadgen::run("etcd", &load, &url, &dir, &format!("load-{size}"), timeout)?;
+        let (done, cpu) = cpu::measured(server.pids(), || {
+            loadgen::run("etcd", &load, &url, &dir, &format!("load-{size}"), timeout)
+        });
+        let done = (done?, cpu);
         server.check_alive()?;
         push(
             ctx,
@@ -36,7 +40,10 @@ pub fn run(ctx: &mut Ctx, flavor: Flavor, round: u32) -> Result<(), String> {
         super::sync_disks();
 
         let put = loadgen::put_args(put_total, size, false);
-        let done = loadgen::run("etcd", &put, &url, &dir, &format!("put-{size}"), timeout)?;
+        let (done, cpu) = cpu::measured(server.pids(), || {
+            loadgen::run("etcd", &put, &url, &dir, &format!("put-{size}"), timeout)
+        });
+        let done = (done?, cpu);
         server.check_alive()?;
         push(
             ctx,
@@ -72,14 +79,17 @@ pub fn run(ctx: &mut Ctx, flavor: Flavor, round: u32) -> Result<(), String> {
                 "--consistency",
                 "s",
             ]);
-            let done = loadgen::run(
-                "etcd",
-                &range,
-                &url,
-                &dir,
-                &format!("range-{size}-{n}"),
-                timeout,
-            )?;
+            let (done, cpu) = cpu::measured(server.pids(), || {
+                loadgen::run(
+                    "etcd",
+                    &range,
+                    &url,
+                    &dir,
+                    &format!("range-{size}-{n}"),
+                    timeout,
+                )
+            });
+            let done = (done?, cpu);
             server.check_alive()?;
             push(
                 ctx,
@@ -106,7 +116,7 @@ fn push(
     args: &[String],
     store_keys: Option<u64>,
     result_keys: Option<u64>,
-    done: loadgen::Finished,
+    (done, cpu): (loadgen::Finished, Option<CpuUse>),
 ) {
     ctx.push(Line::Run(Run {
         scenario: scenario.into(),
@@ -117,5 +127,6 @@ fn push(
         result_keys,
         tool_errors: done.tool_errors,
         record: done.record,
+        cpu,
     }));
 }

@@ -9,6 +9,7 @@
 //! tool, and nothing judges a timing: the report compares, and `--smoke` checks only that every
 //! run completed with valid records.
 
+mod cpu;
 mod growth;
 mod grpc;
 mod loadgen;

@@ -9,6 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
+use super::cpu;
 use super::loadgen;
 use super::servers::{Flavor, Server};
 use super::Ctx;
@@ -21,14 +22,11 @@ pub fn run(ctx: &mut Ctx, flavor: Flavor, round: u32) -> Result<(), String> {
     let addr = server.endpoints().into_iter().next().ok_or("no endpoint")?;
     let args = loadgen::put_args(ctx.sizes.keys, ctx.sizes.keys, true);
     let timeout = ctx.sizes.timeout;
-    let done = loadgen::run(
-        "etcd",
-        &args,
-        &format!("http://{addr}"),
-        &dir,
-        "load",
-        timeout,
-    )?;
+    let url = format!("http://{addr}");
+    let (done, cpu) = cpu::measured(server.pids(), || {
+        loadgen::run("etcd", &args, &url, &dir, "load", timeout)
+    });
+    let done = done?;
     server.check_alive()?;
     ctx.push(Line::Run(Run {
         scenario: "resources-load".into(),
@@ -39,6 +37,7 @@ pub fn run(ctx: &mut Ctx, flavor: Flavor, round: u32) -> Result<(), String> {
         result_keys: None,
         tool_errors: done.tool_errors,
         record: done.record,
+        cpu,
     }));
     let pid = server.pid().ok_or("the server has no process")?;
     let rss_bytes = rss(pid)?;

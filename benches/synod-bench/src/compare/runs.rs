@@ -6,6 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use super::cpu;
 use super::loadgen;
 use super::procs::{self, Ended};
 use super::referee::Referee;
@@ -40,7 +41,10 @@ pub fn referee(
     let mut cmd = Command::new(&ctx.benchmark);
     cmd.arg(format!("--endpoints={eps}")).args(r.args());
     let limit = ctx.sizes.timeout;
-    match procs::run("benchmark", &mut cmd, &out, Duration::from_secs(limit))? {
+    let (ended, cpu) = cpu::measured(server.pids(), || {
+        procs::run("benchmark", &mut cmd, &out, Duration::from_secs(limit))
+    });
+    match ended? {
         Ended::Exited(0) => {}
         Ended::Exited(code) => {
             return Err(format!(
@@ -72,6 +76,7 @@ pub fn referee(
         result_keys: None,
         tool_errors: record.errors > 0,
         record,
+        cpu,
     }));
     Ok(())
 }
@@ -101,8 +106,10 @@ pub fn zk(
     if op != "create" {
         args.extend(loadgen::args(&["--nodes", &nodes]));
     }
-    let done = loadgen::run("zk", &args, &ep, &dir, "zk", ctx.sizes.timeout)
-        .map_err(|e| format!("{e}\n{}", server.log_tail()))?;
+    let (done, cpu) = cpu::measured(server.pids(), || {
+        loadgen::run("zk", &args, &ep, &dir, "zk", ctx.sizes.timeout)
+    });
+    let done = done.map_err(|e| format!("{e}\n{}", server.log_tail()))?;
     server.check_alive()?;
     server.stop();
     let mut record = done.record;
@@ -120,6 +127,7 @@ pub fn zk(
         result_keys: None,
         tool_errors: done.tool_errors,
         record,
+        cpu,
     }));
     Ok(())
 }

@@ -144,6 +144,14 @@ impl Server {
         self.members.iter().map(|m| m.client.clone()).collect()
     }
 
+    /// Process ids of every running member.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members
+            .iter()
+            .filter_map(|m| m.proc.as_ref().map(Proc::pid))
+            .collect()
+    }
+
     /// Process id of member 0.
     pub fn pid(&self) -> Option<u32> {
         self.members

@@ -74,6 +74,20 @@ pub struct Run {
     #[serde(default)]
     pub tool_errors: bool,
     pub record: RunRecord,
+    /// CPU spent while the tool ran (absent where it could not be read).
+    #[serde(default)]
+    pub cpu: Option<CpuUse>,
+}
+
+/// CPU time spent from the load tool's start to its exit (its own setup included).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CpuUse {
+    /// By the server's processes (every member of a cluster).
+    pub server_secs: f64,
+    /// By the whole machine (not idle, I/O wait or steal): the server, the load tool, the OS.
+    pub machine_secs: f64,
+    /// Wall time between the two readings.
+    pub wall_secs: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
-//! results.md: the machine, the summary table (medians, ratios, targets), every run, the
-//! resources and the growth curve. Only formats what the lines hold; never measures anything.
+//! results.md: the machine, the summary table (medians, ratios, targets), the CPU per
+//! operation (server and rest of the machine), every run, the resources and the growth curve.
+//! Only formats what the lines hold; never measures anything.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -13,6 +14,7 @@ pub fn render(lines: &[Line]) -> String {
     let machine = super::lines::machine(lines);
     header(&mut out, &machine);
     summary(&mut out, lines);
+    cpu(&mut out, lines, machine.cores);
     problems(&mut out, lines);
     runs(&mut out, lines);
     resources(&mut out, lines);
@@ -132,6 +134,72 @@ fn summary(out: &mut String, lines: &[Line]) {
     let _ = writeln!(out);
 }
 
+/// Where each scenario's CPU went: medians over the rounds of the server's CPU and of the rest
+/// of the machine's (the load tool, the OS) per operation, and how busy all cores were.
+fn cpu(out: &mut String, lines: &[Line], cores: usize) {
+    let scenarios = run_scenarios(lines);
+    let with_cpu = |s: &str| {
+        lines
+            .iter()
+            .any(|l| matches!(l, Line::Run(r) if r.scenario == s && r.cpu.is_some()))
+    };
+    if !scenarios.iter().any(|s| with_cpu(s)) {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## CPU per operation
+"
+    );
+    let _ = writeln!(
+        out,
+        "CPU time from the load tool's start to its exit (its setup included), divided by the \
+         operations it completed (requests; events for watch). *Server*: every process of the \
+         server (all members of a cluster). *Rest*: the rest of the machine's busy time, which \
+         is the load tool and the OS; on a shared machine it is CPU the server cannot have, so \
+         when all cores are near 100% busy, a server can only go faster by needing less itself \
+         or by answering in fewer, larger messages. Medians over the rounds.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | server | server CPU (µs/op) | rest (µs/op) | all {cores} cores busy |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for s in scenarios.iter().filter(|s| with_cpu(s)) {
+        let mut servers: Vec<&str> = Vec::new();
+        for l in lines {
+            if let Line::Run(r) = l {
+                if &r.scenario == s && !servers.contains(&r.server.as_str()) {
+                    servers.push(&r.server);
+                }
+            }
+        }
+        for server in servers {
+            let runs: Vec<&Run> = lines
+                .iter()
+                .filter_map(|l| match l {
+                    Line::Run(r) if &r.scenario == s && r.server == server => Some(r),
+                    _ => None,
+                })
+                .collect();
+            let pick = |f: &dyn Fn(&Run) -> Option<f64>| {
+                median(&runs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+            };
+            let us = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}"));
+            let busy = pick(&|r| stats::busy_share(r, cores))
+                .map_or("-".to_string(), |x| format!("{:.0}%", x * 100.0));
+            let _ = writeln!(
+                out,
+                "| {s} | {} | {} | {} | {busy} |",
+                server_name(server),
+                us(pick(&stats::server_us_per_op)),
+                us(pick(&stats::rest_us_per_op)),
+            );
+        }
+    }
+    let _ = writeln!(out);
+}
+
 fn resources_label(lines: &[Line]) -> String {
     let keys = lines.iter().find_map(|l| {
         if let Line::Resources(r) = l {
@@ -208,10 +276,10 @@ fn runs(out: &mut String, lines: &[Line]) {
         let _ = writeln!(out, "`{}`\n", first.command);
         let _ = writeln!(
             out,
-            "| server | round | {} | p50 (ms) | p99 (ms) | p99.9 (ms) | errors |",
+            "| server | round | {} | p50 (ms) | p99 (ms) | p99.9 (ms) | errors | server CPU (µs/op) | rest (µs/op) |",
             first.record.unit
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
         for r in runs {
             let lat = |p: fn(&crate::record::Latency) -> f64| {
                 r.record
@@ -219,16 +287,19 @@ fn runs(out: &mut String, lines: &[Line]) {
                     .as_ref()
                     .map_or("-".to_string(), |l| ms(p(l)))
             };
+            let us = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}"));
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 server_name(&r.server),
                 r.round,
                 thousands(r.record.throughput),
                 lat(|l| l.p50),
                 lat(|l| l.p99),
                 lat(|l| l.p999),
-                r.record.errors
+                r.record.errors,
+                us(stats::server_us_per_op(r)),
+                us(stats::rest_us_per_op(r)),
             );
         }
         let _ = writeln!(out);
@@ -334,6 +405,16 @@ fn growth(out: &mut String, lines: &[Line]) {
             .collect();
         median(&v)
     };
+    let put_cpu = |server: &str, size: u64| -> Option<f64> {
+        let v: Vec<f64> = growth
+            .iter()
+            .filter(|r| {
+                r.server == server && r.scenario == "growth-put" && r.store_keys == Some(size)
+            })
+            .filter_map(|r| stats::server_us_per_op(r))
+            .collect();
+        median(&v)
+    };
     let _ = writeln!(out, "## Growth curve\n");
     let put_cmd = growth
         .iter()
@@ -351,8 +432,10 @@ fn growth(out: &mut String, lines: &[Line]) {
          keys of the loaded key space (`{put_cmd}`) and ranges returning 1, 10, ... keys (`{range_cmd}`: \
          shown for n = 1: the range [key 0, key n) holds exactly n keys). Medians over the rounds.\n"
     );
-    let mut head = "| server | keys in store | put (req/s) | put p99 (ms) |".to_string();
-    let mut rule = "|---|---|---|---|".to_string();
+    let mut head =
+        "| server | keys in store | put (req/s) | put p99 (ms) | put: server CPU (µs/put) |"
+            .to_string();
+    let mut rule = "|---|---|---|---|---|".to_string();
     for n in &results {
         let _ = write!(head, " range {n} p50 (ms) |");
         rule.push_str("---|");
@@ -362,14 +445,15 @@ fn growth(out: &mut String, lines: &[Line]) {
     for s in &servers {
         for &size in &sizes {
             let mut row = format!(
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} |",
                 server_name(s),
                 thousands(size as f64),
                 opt(
                     pick(s, "growth-put", size, None, Pick::Throughput),
                     &thousands
                 ),
-                opt(pick(s, "growth-put", size, None, Pick::P99), &ms)
+                opt(pick(s, "growth-put", size, None, Pick::P99), &ms),
+                opt(put_cpu(s, size), &|x| format!("{x:.1}"))
             );
             for &n in &results {
                 let _ = write!(

@@ -42,6 +42,28 @@ pub fn run_figure(run: &Run, pick: Pick) -> Option<f64> {
     }
 }
 
+/// The server's CPU per completed operation of a run, in µs.
+pub fn server_us_per_op(run: &Run) -> Option<f64> {
+    let cpu = run.cpu.as_ref()?;
+    per_op(run, cpu.server_secs)
+}
+
+/// The rest of the machine's CPU (load tool, OS) per completed operation of a run, in µs.
+pub fn rest_us_per_op(run: &Run) -> Option<f64> {
+    let cpu = run.cpu.as_ref()?;
+    per_op(run, (cpu.machine_secs - cpu.server_secs).max(0.0))
+}
+
+/// The share of all `cores` that was busy during a run.
+pub fn busy_share(run: &Run, cores: usize) -> Option<f64> {
+    let cpu = run.cpu.as_ref()?;
+    (cores > 0 && cpu.wall_secs > 0.0).then(|| cpu.machine_secs / (cpu.wall_secs * cores as f64))
+}
+
+fn per_op(run: &Run, secs: f64) -> Option<f64> {
+    (run.record.ok > 0).then(|| secs * 1e6 / run.record.ok as f64)
+}
+
 pub fn median(values: &[f64]) -> Option<f64> {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
@@ -122,6 +144,33 @@ mod tests {
         assert_eq!(median(&[3.0]), Some(3.0));
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    fn run_with(ok: u64, cpu: &str) -> Run {
+        let line = format!(
+            r#"{{"kind":"run","scenario":"put","server":"synod","round":1,
+               "record":{{"tool":"t","protocol":"etcd","scenario":"put","endpoint":"e",
+               "clients":1,"conns":1,"total":{ok},"ok":{ok},"errors":0,"elapsed_secs":1.0,
+               "throughput":1.0,"unit":"req/s","latency_ms":null}}{cpu}}}"#
+        );
+        let line = line.replace('\n', "");
+        match crate::report::lines::read(&line).expect("parses").pop() {
+            Some(Line::Run(r)) => r,
+            _ => panic!("not a run"),
+        }
+    }
+
+    #[test]
+    fn cpu_per_operation_splits_the_server_from_the_rest_of_the_machine() {
+        let cpu = r#","cpu":{"server_secs":0.5,"machine_secs":2.0,"wall_secs":1.25}"#;
+        let run = run_with(10_000, cpu);
+        assert_eq!(server_us_per_op(&run), Some(50.0));
+        assert_eq!(rest_us_per_op(&run), Some(150.0));
+        assert_eq!(busy_share(&run, 2), Some(0.8));
+        // Lines written before CPU was measured, and runs that completed nothing, have none.
+        let old = run_with(10_000, "");
+        assert_eq!((server_us_per_op(&old), busy_share(&old, 2)), (None, None));
+        assert_eq!(server_us_per_op(&run_with(0, cpu)), None);
     }
 
     #[test]
