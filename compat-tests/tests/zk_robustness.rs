@@ -1779,7 +1779,8 @@ fn a_multi_fires_its_events_op_by_op_even_when_it_changes_a_znode_twice() {
         a.create_ok("/order/y", b"", 0);
         let mut w = Session::open(t, TIMEOUT_MS);
         w.add_watch_ok("/order", 1); // PERSISTENT_RECURSIVE
-                                     // a one-shot child watch sees the first change of the children only
+
+        // a one-shot child watch sees the first change of the children only
         let mut c = Session::open(t, TIMEOUT_MS);
         let ls = c.call(
             op::GET_CHILDREN,

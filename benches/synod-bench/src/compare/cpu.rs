@@ -6,6 +6,7 @@
 //! Reads /proc only (Linux); where it cannot, the run simply has no CPU figures. Never judges
 //! them.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::report::lines::CpuUse;
@@ -22,6 +23,8 @@ pub struct CpuMeter {
 impl CpuMeter {
     /// Reads the counters now; `None` if /proc cannot be read for every one of `pids`.
     pub fn start(pids: Vec<u32>) -> Option<CpuMeter> {
+        // Asked before the counters are read, so that `getconf` is not counted in the run.
+        let ticks_per_sec = ticks_per_sec();
         let server_ticks = processes_ticks(&pids)?;
         let machine_ticks = machine_busy_ticks(&std::fs::read_to_string("/proc/stat").ok()?)?;
         Some(CpuMeter {
@@ -29,7 +32,7 @@ impl CpuMeter {
             server_ticks,
             machine_ticks,
             started: Instant::now(),
-            ticks_per_sec: ticks_per_sec(),
+            ticks_per_sec,
         })
     }
 
@@ -83,24 +86,27 @@ fn machine_busy_ticks(proc_stat: &str) -> Option<u64> {
         .skip(1)
         .map(|f| f.parse().ok())
         .collect::<Option<_>>()?;
-    let at = |i: usize| v.get(i).copied().unwrap_or(0);
     if v.len() < 4 {
         return None;
     }
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
     Some(at(0) + at(1) + at(2) + at(5) + at(6))
 }
 
-/// The kernel's USER_HZ as `getconf CLK_TCK` reports it; 100 (Linux's value on every common
-/// architecture) if it cannot be asked.
+/// The kernel's USER_HZ as `getconf CLK_TCK` reports it (asked once per process); 100
+/// (Linux's value on every common architecture) if it cannot be asked.
 fn ticks_per_sec() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|&t| t > 0.0)
-        .unwrap_or(100.0)
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|&t| t > 0.0)
+            .unwrap_or(100.0)
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::lines::{Line, Machine, Run};
-use super::stats::{self, bytes, median, ms, ratio, thousands};
+use super::stats::{self, bytes, median, micros, ms, ratio, thousands};
 use super::targets::{Better, Metric, Pick, GROWTH_BAND, METRICS};
 
 pub fn render(lines: &[Line]) -> String {
@@ -146,11 +146,7 @@ fn cpu(out: &mut String, lines: &[Line], cores: usize) {
     if !scenarios.iter().any(|s| with_cpu(s)) {
         return;
     }
-    let _ = writeln!(
-        out,
-        "## CPU per operation
-"
-    );
+    let _ = writeln!(out, "## CPU per operation\n");
     let _ = writeln!(
         out,
         "CPU time from the load tool's start to its exit (its setup included), divided by the \
@@ -185,7 +181,7 @@ fn cpu(out: &mut String, lines: &[Line], cores: usize) {
             let pick = |f: &dyn Fn(&Run) -> Option<f64>| {
                 median(&runs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
             };
-            let us = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}"));
+            let us = |x: Option<f64>| x.map_or("-".to_string(), micros);
             let busy = pick(&|r| stats::busy_share(r, cores))
                 .map_or("-".to_string(), |x| format!("{:.0}%", x * 100.0));
             let _ = writeln!(
@@ -287,7 +283,7 @@ fn runs(out: &mut String, lines: &[Line]) {
                     .as_ref()
                     .map_or("-".to_string(), |l| ms(p(l)))
             };
-            let us = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.1}"));
+            let us = |x: Option<f64>| x.map_or("-".to_string(), micros);
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -392,7 +388,13 @@ fn growth(out: &mut String, lines: &[Line]) {
             servers.push(&r.server);
         }
     }
-    let pick = |server: &str, scen: &str, size: u64, res: Option<u64>, p: Pick| -> Option<f64> {
+    // The median of `figure` over the runs of one server, scenario, store size and result size.
+    let median_at = |server: &str,
+                     scen: &str,
+                     size: u64,
+                     res: Option<u64>,
+                     figure: &dyn Fn(&Run) -> Option<f64>|
+     -> Option<f64> {
         let v: Vec<f64> = growth
             .iter()
             .filter(|r| {
@@ -401,19 +403,15 @@ fn growth(out: &mut String, lines: &[Line]) {
                     && r.store_keys == Some(size)
                     && r.result_keys == res
             })
-            .filter_map(|r| stats::run_figure(r, p))
+            .filter_map(|r| figure(r))
             .collect();
         median(&v)
     };
-    let put_cpu = |server: &str, size: u64| -> Option<f64> {
-        let v: Vec<f64> = growth
-            .iter()
-            .filter(|r| {
-                r.server == server && r.scenario == "growth-put" && r.store_keys == Some(size)
-            })
-            .filter_map(|r| stats::server_us_per_op(r))
-            .collect();
-        median(&v)
+    let pick = |server: &str, scen: &str, size: u64, res: Option<u64>, p: Pick| {
+        median_at(server, scen, size, res, &|r| stats::run_figure(r, p))
+    };
+    let put_cpu = |server: &str, size: u64| {
+        median_at(server, "growth-put", size, None, &stats::server_us_per_op)
     };
     let _ = writeln!(out, "## Growth curve\n");
     let put_cmd = growth
@@ -453,7 +451,7 @@ fn growth(out: &mut String, lines: &[Line]) {
                     &thousands
                 ),
                 opt(pick(s, "growth-put", size, None, Pick::P99), &ms),
-                opt(put_cpu(s, size), &|x| format!("{x:.1}"))
+                opt(put_cpu(s, size), &micros)
             );
             for &n in &results {
                 let _ = write!(

@@ -105,6 +105,11 @@ pub fn ms(x: f64) -> String {
     }
 }
 
+/// Microseconds, one decimal.
+pub fn micros(x: f64) -> String {
+    format!("{x:.1}")
+}
+
 pub fn bytes(x: f64) -> String {
     const MIB: f64 = 1024.0 * 1024.0;
     if x >= 1024.0 * MIB {
